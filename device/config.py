@@ -1,0 +1,181 @@
+"""One typed configuration, read from TOML, validated by pydantic, failing fast and clearly."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from device.errors import ConfigError
+
+PASSWORD_ENV = "EMOTION_EDGE_MQTT_PASSWORD"
+PASSWORD_CREDENTIAL = "mqtt_password"  # systemd LoadCredential= name
+DEFAULT_CONFIG_PATH = Path("/etc/emotion-edge/device.toml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PicameraConfig(Section):
+    """Raspberry Pi camera through picamera2 (libcamera)."""
+
+    type: Literal["picamera"]
+    width_px: int = Field(640, gt=0, description="capture width")
+    height_px: int = Field(480, gt=0, description="capture height")
+    fps_hz: float = Field(15.0, gt=0, le=120, description="sensor frame rate")
+
+
+class OpencvConfig(Section):
+    """A webcam (V4L2 index) or a video file, read through OpenCV."""
+
+    type: Literal["opencv"]
+    camera_index: int | None = Field(None, ge=0, description="/dev/videoN index")
+    video_path: Path | None = Field(None, description="a video file instead of a camera")
+    width_px: int | None = Field(None, gt=0, description="requested width (camera only)")
+    height_px: int | None = Field(None, gt=0, description="requested height (camera only)")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> OpencvConfig:
+        if (self.camera_index is None) == (self.video_path is None):
+            raise ValueError("set exactly one of camera_index or video_path")
+        return self
+
+
+class ReplayConfig(Section):
+    """A recorded session (.npz from `emotion-device record`) or a video, at its own timing."""
+
+    type: Literal["replay"]
+    path: Path = Field(description="recording (.npz) or video file")
+    loop: bool = Field(False, description="start again at the end instead of stopping")
+    speed: float = Field(1.0, gt=0, le=100, description="1.0 = real time")
+
+
+class SyntheticConfig(Section):
+    """Generated frames, for tests and for trying the device without a camera."""
+
+    type: Literal["synthetic"]
+    width_px: int = Field(320, gt=0)
+    height_px: int = Field(240, gt=0)
+    fps_hz: float = Field(30.0, gt=0, le=1000)
+    frame_count: int | None = Field(None, gt=0, description="stop after this many frames")
+    seed: int = 0
+
+
+RgbConfig = Annotated[
+    PicameraConfig | OpencvConfig | ReplayConfig | SyntheticConfig, Field(discriminator="type")
+]
+
+
+class LoopConfig(Section):
+    rate_hz: float = Field(10.0, gt=0, le=60, description="main loop rate (paper: every 100 ms)")
+
+
+class FeaturesConfig(Section):
+    running_mode: Literal["image", "video"] = Field(
+        "video", description="MediaPipe running mode (see docs/measurements.md)"
+    )
+    landmarker_path: Path | None = Field(None, description="explicit face_landmarker.task")
+    min_face_confidence: float = Field(0.5, ge=0, le=1)
+
+
+class ModelConfig(Section):
+    path: Path | None = Field(None, description=".onnx with its .json manifest; none = built-in")
+
+
+class SmoothingConfig(Section):
+    window_s: float = Field(2.0, gt=0, le=60, description="probabilities averaged over this")
+    min_confidence: float = Field(0.35, ge=0, le=1, description="below this: keep old label")
+    switch_margin: float = Field(0.1, ge=0, le=1, description="hysteresis to change label")
+    no_face_label: str = Field("no_face", min_length=1)
+    heartbeat_s: float = Field(5.0, gt=0, description="re-publish an unchanged label this often")
+
+
+class MqttConfig(Section):
+    host: str | None = Field(None, description="broker host; none = no broker (demo: embedded)")
+    port: int = Field(1883, gt=0, lt=65536)
+    username: str | None = None
+    password: SecretStr | None = Field(None, description=f"or env {PASSWORD_ENV}")
+    client_id: str | None = Field(None, description="default: emotion-edge-<device_id>")
+    topic_prefix: str = Field("emotion-edge", pattern=r"^[A-Za-z0-9_\-/]+[A-Za-z0-9_\-]$")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(60.0, gt=0)
+    tls_ca_file: Path | None = None
+    qos: Literal[0, 1] = 0
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> MqttConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+
+class AssetsConfig(Section):
+    mirror_dir: Path | None = Field(None, description="folder of pinned files (air-gapped)")
+    cache_dir: Path | None = Field(None, description="downloads go here; none = user cache")
+    allow_download: bool = True
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DeviceConfig(Section):
+    device_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="unique per unit")
+    rgb: RgbConfig
+    loop: LoopConfig = LoopConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    smoothing: SmoothingConfig = SmoothingConfig()
+    mqtt: MqttConfig = MqttConfig()
+    assets: AssetsConfig = AssetsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One line per problem: ``key.path: message``."""
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"{path}: {err['msg']}")
+    return lines
+
+
+def password_override() -> SecretStr | None:
+    """The MQTT password from the environment or a systemd credential, if either is set."""
+    value = os.environ.get(PASSWORD_ENV)
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if value is None and cred_dir:
+        cred = Path(cred_dir) / PASSWORD_CREDENTIAL
+        if cred.is_file():
+            value = cred.read_text().strip()
+    return SecretStr(value) if value else None
+
+
+def parse_config(data: dict[str, Any], origin: str = "config") -> DeviceConfig:
+    try:
+        config = DeviceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin} is invalid:\n  " + "\n  ".join(format_errors(exc))) from exc
+    password = password_override()
+    if password is not None:
+        mqtt = config.mqtt.model_copy(update={"password": password})
+        config = config.model_copy(update={"mqtt": mqtt})
+    return config
+
+
+def load_config(path: Path) -> DeviceConfig:
+    """Read and validate a TOML file; every problem becomes a ConfigError."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(data, origin=str(path))

@@ -1,0 +1,1 @@
+"""Classifiers, smoothing and (later) fusion of modalities."""
