@@ -48,11 +48,16 @@ class BlendshapeExtractor:
     """Wraps one FaceLandmarker. Not thread-safe: one per thread or process."""
 
     def __init__(
-        self, model_path: Path, running_mode: RunningMode = "image", min_face_confidence: float = 0.5
+        self,
+        model_path: Path,
+        running_mode: RunningMode = "image",
+        min_face_confidence: float = 0.5,
     ) -> None:
         self.running_mode = running_mode
         self._last_ts_ms = -1
-        self._mp, self._landmarker = _create_landmarker(model_path, running_mode, min_face_confidence)
+        self._mp, self._landmarker = _create_landmarker(
+            model_path, running_mode, min_face_confidence
+        )
 
     def extract(self, rgb: npt.NDArray[np.uint8], ts_ms: int | None = None) -> FaceResult:
         """Blendshapes of the first face in an RGB image; VIDEO mode needs rising ``ts_ms``."""

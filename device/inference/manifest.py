@@ -63,7 +63,9 @@ def read_manifest(path: Path) -> ModelManifest:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ModelMismatch(f"model manifest {path} is missing; it must sit next to the .onnx") from exc
+        raise ModelMismatch(
+            f"model manifest {path} is missing; it must sit next to the .onnx"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise ModelMismatch(f"model manifest {path} is not readable JSON ({exc})") from exc
     if not isinstance(raw, dict) or raw.get("format") != MANIFEST_FORMAT:

@@ -1,0 +1,267 @@
+"""``emotion-device bench``: per-stage timings of the real device step, beside the bare landmarker.
+
+Each frame goes through a bare MediaPipe landmarker and through the full device step (landmarker,
+classifier, smoothing, publish) in the same run, alternating which goes first, so machine noise
+hits both alike. Frames are streamed, never all held in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from device.assets import AssetResolver
+from device.features.blendshapes import BlendshapeExtractor, FaceFeatures, RunningMode
+from device.frames import RgbFrame
+from device.inference.classifier import ModelHolder
+from device.inference.smoothing import LabelSmoother
+from device.pipeline import Pipeline, schema_vector
+from device.publish.memory import MemoryPublisher
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    video: Path | None = None
+    camera: int | None = None
+    frames: int = 0
+    mode: RunningMode = "video"
+    model: Path | None = None
+    json_path: Path | None = None
+    compare_modes: bool = False
+
+
+@dataclass
+class StageSamples:
+    decode: list[float] = field(default_factory=list)
+    bare_landmarker: list[float] = field(default_factory=list)
+    landmarker: list[float] = field(default_factory=list)
+    classifier: list[float] = field(default_factory=list)
+    smoothing: list[float] = field(default_factory=list)
+    publish: list[float] = field(default_factory=list)
+    device_step: list[float] = field(default_factory=list)
+    classifier_smoothing: list[float] = field(default_factory=list)
+
+
+def run_bench(options: BenchOptions) -> int:
+    resolver = AssetResolver()
+    landmarker = resolver.resolve("face_landmarker")
+    source_name = _source_name(options, resolver)
+    if options.compare_modes:
+        report = compare_modes(_frames(options, resolver), landmarker, options.model)
+    else:
+        report = bench_device(_frames(options, resolver), landmarker, options)
+    report["source"] = source_name
+    print_report(report)
+    if options.json_path is not None:
+        options.json_path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {options.json_path}")
+    return 0
+
+
+def bench_device(
+    frames: Iterator[tuple[RgbFrame, float]], landmarker: Path, options: BenchOptions
+) -> dict[str, object]:
+    models = ModelHolder(options.model)
+    classifier = models.current
+    smoother = LabelSmoother(classifier.labels, 2.0, 0.35, 0.1)
+    publisher = MemoryPublisher()
+    publisher.start()
+    samples = StageSamples()
+    faces = 0
+    with (
+        BlendshapeExtractor(landmarker, options.mode) as bare,
+        BlendshapeExtractor(landmarker, options.mode) as extractor,
+    ):
+        pipeline = Pipeline(extractor, classifier, smoother, device_id="bench", heartbeat_s=1.0)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for frame, decode_s in frames:
+            samples.decode.append(decode_s)
+            faces += _measure_frame(frame, bare, pipeline, publisher, samples)
+        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    publisher.stop()
+    return _summary(samples, faces, cpu_s, wall_s, mode=options.mode, model=classifier.name)
+
+
+def _measure_frame(
+    frame: RgbFrame,
+    bare: BlendshapeExtractor,
+    pipeline: Pipeline,
+    publisher: MemoryPublisher,
+    samples: StageSamples,
+) -> int:
+    ts_ms = int(frame.ts_s * 1000)
+    bare_first = frame.index % 2 == 0
+    if bare_first:
+        samples.bare_landmarker.append(_timed_extract(bare, frame.image, ts_ms))
+    t0 = time.perf_counter()
+    result = pipeline.step(frame)
+    t1 = time.perf_counter()
+    if result.event is not None:
+        publisher.publish(result.event)
+    t2 = time.perf_counter()
+    if not bare_first:
+        samples.bare_landmarker.append(_timed_extract(bare, frame.image, ts_ms))
+    samples.landmarker.append(result.times.landmarker_s)
+    samples.classifier.append(result.times.classifier_s)
+    samples.smoothing.append(result.times.smoothing_s)
+    samples.classifier_smoothing.append(result.times.classifier_s + result.times.smoothing_s)
+    samples.publish.append(t2 - t1)
+    samples.device_step.append(t2 - t0)
+    return int(result.face_found)
+
+
+def _timed_extract(extractor: BlendshapeExtractor, image: npt.NDArray[np.uint8], ts: int) -> float:
+    t0 = time.perf_counter()
+    extractor.extract(image, ts)
+    return time.perf_counter() - t0
+
+
+def _summary(
+    samples: StageSamples, faces: int, cpu_s: float, wall_s: float, *, mode: str, model: str
+) -> dict[str, object]:
+    stages = {name: _stats_ms(values) for name, values in vars(samples).items()}
+    n = len(samples.device_step)
+    bare_mean = stages["bare_landmarker"]["mean_ms"]
+    step_mean = stages["device_step"]["mean_ms"]
+    return {
+        "frames": n,
+        "faces_found": faces,
+        "running_mode": mode,
+        "model": model,
+        "stages_ms": stages,
+        "device_step_over_bare_landmarker": round(step_mean / bare_mean, 4) if bare_mean else None,
+        "device_fps": round(1000.0 / step_mean, 1) if step_mean else None,
+        "cpu_percent_of_one_core": round(100.0 * cpu_s / wall_s, 1) if wall_s else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "cpu_count": os.cpu_count(),
+        "machine": os.uname().machine,
+    }
+
+
+def _stats_ms(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"mean_ms": 0.0, "median_ms": 0.0, "p95_ms": 0.0}
+    ms = sorted(v * 1000.0 for v in values)
+    return {
+        "mean_ms": round(statistics.fmean(ms), 4),
+        "median_ms": round(statistics.median(ms), 4),
+        "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 4),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def compare_modes(
+    frames: Iterator[tuple[RgbFrame, float]], landmarker: Path, model: Path | None
+) -> dict[str, object]:
+    """IMAGE vs VIDEO mode on the same frames: speed, and how far the features drift apart."""
+    classifier = ModelHolder(model).current
+    diffs: list[float] = []
+    agree = both = 0
+    times: dict[str, list[float]] = {"image": [], "video": []}
+    found = {"image": 0, "video": 0}
+    with (
+        BlendshapeExtractor(landmarker, "image") as image_mode,
+        BlendshapeExtractor(landmarker, "video") as video_mode,
+    ):
+        for frame, _ in frames:
+            results = {}
+            for mode, ex in (("image", image_mode), ("video", video_mode)):
+                t0 = time.perf_counter()
+                results[mode] = ex.extract(frame.image, int(frame.ts_s * 1000))
+                times[mode].append(time.perf_counter() - t0)
+                found[mode] += isinstance(results[mode], FaceFeatures)
+            a, b = results["image"], results["video"]
+            if isinstance(a, FaceFeatures) and isinstance(b, FaceFeatures):
+                both += 1
+                diffs.append(float(np.abs(a.blendshapes - b.blendshapes).max()))
+                pa = classifier.predict_proba(schema_vector(a))
+                pb = classifier.predict_proba(schema_vector(b))
+                agree += int(np.argmax(pa) == np.argmax(pb))
+    return {
+        "frames": len(times["image"]),
+        "faces_found": found,
+        "ms_per_frame": {m: _stats_ms(v) for m, v in times.items()},
+        "max_abs_blendshape_diff": _diff_stats(diffs),
+        "classifier_label_agreement": round(agree / both, 4) if both else None,
+    }
+
+
+def _diff_stats(diffs: list[float]) -> dict[str, float]:
+    if not diffs:
+        return {}
+    arr = np.array(diffs)
+    return {
+        "median": round(float(np.median(arr)), 4),
+        "p95": round(float(np.percentile(arr, 95)), 4),
+        "max": round(float(arr.max()), 4),
+    }
+
+
+def print_report(report: dict[str, object]) -> None:
+    stages = report.get("stages_ms")
+    if isinstance(stages, dict):
+        print(f"{'stage':<22}{'mean ms':>10}{'median ms':>11}{'p95 ms':>10}")
+        for name, st in stages.items():
+            print(f"{name:<22}{st['mean_ms']:>10.3f}{st['median_ms']:>11.3f}{st['p95_ms']:>10.3f}")
+        print()
+    for key, value in report.items():
+        if key != "stages_ms":
+            print(f"{key}: {value}")
+    sys.stdout.flush()
+
+
+def _source_name(options: BenchOptions, resolver: AssetResolver) -> str:
+    if options.camera is not None:
+        return f"camera {options.camera}"
+    return str(options.video or resolver.resolve("sample_video"))
+
+
+def _frames(options: BenchOptions, resolver: AssetResolver) -> Iterator[tuple[RgbFrame, float]]:
+    """(frame, seconds spent decoding it), up to options.frames (0 = all)."""
+    if options.camera is not None:
+        return _camera_frames(options.camera, options.frames or 300)
+    path = options.video or resolver.resolve("sample_video")
+    return _video_frames(path, options.frames)
+
+
+def _video_frames(path: Path, limit: int) -> Iterator[tuple[RgbFrame, float]]:
+    from device.sources.opencv import read_video_frames
+
+    t0 = time.perf_counter()
+    for index, ts_s, rgb in read_video_frames(path):
+        decode_s = time.perf_counter() - t0
+        yield RgbFrame(rgb, ts_s, index), decode_s
+        if limit and index + 1 >= limit:
+            return
+        t0 = time.perf_counter()
+
+
+def _camera_frames(camera: int, limit: int) -> Iterator[tuple[RgbFrame, float]]:
+    from device.config import OpencvConfig
+    from device.sources.opencv import OpencvSource
+
+    source = OpencvSource(OpencvConfig(type="opencv", camera_index=camera))
+    source.open()
+    try:
+        for _ in range(limit):
+            t0 = time.perf_counter()
+            frame = source.read()
+            if frame is None:
+                return
+            yield frame, time.perf_counter() - t0
+    finally:
+        source.close()

@@ -1,0 +1,182 @@
+"""``emotion-device``: thin commands over importable functions. Logging is set up only here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from device import __version__
+from device.config import DEFAULT_CONFIG_PATH, load_config
+from device.errors import EmotionEdgeError
+
+logger = logging.getLogger("device")
+
+EX_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(getattr(args, "log_level", "INFO"))
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except EmotionEdgeError as exc:
+        print(f"emotion-device: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emotion-device", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"emotion-edge {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_check_config(sub)
+    _add_demo(sub)
+    _add_bench(sub)
+    _add_record(sub)
+    _add_assets(sub)
+    return parser
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the device: camera → labels → MQTT")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help="TOML config file")
+    p.set_defaults(handler=cmd_run)
+
+
+def _add_check_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("check-config", help="validate a config file; exit 78 if invalid")
+    p.add_argument("config", type=Path)
+    p.set_defaults(handler=cmd_check_config)
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="run on the sample face video and print received labels")
+    p.add_argument("--video", type=Path, help="another video file instead of the sample")
+    p.add_argument("--broker", help="HOST:PORT of a broker (default: embedded, loopback)")
+    p.add_argument("--speed", type=float, default=1.0, help="playback speed (1 = real time)")
+    p.set_defaults(handler=cmd_demo)
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", help="per-stage timings, fps, CPU and peak memory")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--video", type=Path, help="video file (default: the sample video)")
+    src.add_argument("--camera", type=int, help="OpenCV camera index")
+    p.add_argument("--frames", type=int, default=0, help="frames to use (0 = whole video)")
+    p.add_argument("--mode", choices=["image", "video"], default="video")
+    p.add_argument("--model", type=Path, help="model .onnx (default: the built-in model)")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--compare-modes", action="store_true", help="IMAGE vs VIDEO features")
+    p.set_defaults(handler=cmd_bench)
+
+
+def _add_record(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("record", help="record camera frames to a file (interactive only)")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
+    p.add_argument("--out", type=Path, required=True, help="output .npz")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.set_defaults(handler=cmd_record)
+
+
+def _add_assets(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("assets", help="list third-party files and where they resolve")
+    p.add_argument("--config", type=Path, help="use this config's assets section")
+    p.add_argument("--fetch", action="store_true", help="download what is missing")
+    p.set_defaults(handler=cmd_assets)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(f"{args.config}: OK (device {config.device_id}, rgb source {config.rgb.type})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from device.publish.mqtt import MqttPublisher
+    from device.service import DeviceService, require_broker
+
+    config = load_config(args.config)
+    setup_logging(config.logging.level)
+    require_broker(config)
+    service = DeviceService(config, MqttPublisher(config.mqtt, config.device_id))
+    install_signals(service.stop, service.request_reload)
+    stats = service.run()
+    logger.info("stopped after %d frames, %d label events", stats.frames, stats.events)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from device.demo import run_demo
+
+    return run_demo(video=args.video, broker=args.broker, speed=args.speed)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from device.bench import BenchOptions, run_bench
+
+    options = BenchOptions(
+        video=args.video,
+        camera=args.camera,
+        frames=args.frames,
+        mode=args.mode,
+        model=args.model,
+        json_path=args.json,
+        compare_modes=args.compare_modes,
+    )
+    return run_bench(options)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from device.sources import create_rgb_source
+    from device.sources.recording import record_session
+
+    config = load_config(args.config)
+    source = create_rgb_source(config.rgb)
+    count = record_session(source, args.out, seconds=args.seconds)
+    print(f"recorded {count} frames to {args.out} (personal data: keep it on this unit)")
+    return 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from device.assets import ASSETS, AssetResolver
+
+    resolver = AssetResolver(allow_download=args.fetch)
+    if args.config is not None:
+        a = load_config(args.config).assets
+        resolver = AssetResolver(a.mirror_dir, a.cache_dir, args.fetch and a.allow_download)
+    failures = 0
+    for name in ASSETS:
+        try:
+            print(f"{name}: {resolver.resolve(name)}")
+        except EmotionEdgeError as exc:
+            failures += 1
+            print(f"{name}: MISSING ({exc})")
+    return 1 if failures else 0
+
+
+def install_signals(stop: Callable[[], None], reload: Callable[[], None]) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: stop())
+    signal.signal(signal.SIGINT, lambda *_: stop())
+    signal.signal(signal.SIGHUP, lambda *_: reload())
+
+
+def setup_logging(level: str) -> None:
+    under_systemd = "INVOCATION_ID" in os.environ or "JOURNAL_STREAM" in os.environ
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not under_systemd:
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=level, format=fmt, force=True)
+    for noisy in ("amqtt", "transitions", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The device lifecycle: open everything in order, loop at the set rate, stop in reverse."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from device import __version__, sd_notify
+from device.assets import AssetResolver
+from device.config import DeviceConfig
+from device.errors import ConfigError
+from device.features.blendshapes import BlendshapeExtractor
+from device.inference.classifier import ModelHolder
+from device.inference.smoothing import LabelSmoother
+from device.pipeline import Pipeline, StepResult
+from device.publish.base import Publisher
+from device.sources import create_rgb_source
+from device.sources.latest import CaptureThread, LatestFrame
+
+logger = logging.getLogger(__name__)
+
+STATUS_INTERVAL_S = 30.0
+FRAME_WAIT_S = 1.0
+
+
+@dataclass
+class RunStats:
+    started_s: float = field(default_factory=time.monotonic)
+    frames: int = 0
+    faces: int = 0
+    events: int = 0
+
+    def as_status(self, dropped_frames: int, model: str) -> dict[str, int | float | str]:
+        uptime = time.monotonic() - self.started_s
+        return {
+            "frames_total": self.frames,
+            "faces_found": self.faces,
+            "dropped_frames": dropped_frames,
+            "fps": round(self.frames / uptime, 2) if uptime > 0 else 0.0,
+            "uptime_s": round(uptime, 1),
+            "model": model,
+            "version": __version__,
+        }
+
+
+def asset_resolver(config: DeviceConfig) -> AssetResolver:
+    assets = config.assets
+    return AssetResolver(assets.mirror_dir, assets.cache_dir, assets.allow_download)
+
+
+def make_smoother(config: DeviceConfig, labels: tuple[str, ...]) -> LabelSmoother:
+    s = config.smoothing
+    return LabelSmoother(labels, s.window_s, s.min_confidence, s.switch_margin, s.no_face_label)
+
+
+class DeviceService:
+    """Runs the RGB path until stop(), end of stream, or a fatal error (raised from run())."""
+
+    def __init__(self, config: DeviceConfig, publisher: Publisher) -> None:
+        self.config = config
+        self.publisher = publisher
+        self.stats = RunStats()
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from a signal handler)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Reload the model file before the next step (SIGHUP); a bad file keeps the old model."""
+        self._reload.set()
+
+    def run(self) -> RunStats:
+        with ExitStack() as stack:
+            pipeline, models = self._open_pipeline(stack)
+            holder = LatestFrame()
+            capture = CaptureThread(create_rgb_source(self.config.rgb), holder)
+            capture.start()
+            stack.callback(capture.stop)
+            self.publisher.start()
+            stack.callback(self._shutdown)
+            sd_notify.notify("READY=1")
+            logger.info(
+                "running: %s model, %s mode", models.current.name, self.config.features.running_mode
+            )
+            self._loop(pipeline, models, holder, capture)
+        return self.stats
+
+    def _open_pipeline(self, stack: ExitStack) -> tuple[Pipeline, ModelHolder]:
+        landmarker = asset_resolver(self.config).resolve(
+            "face_landmarker", self.config.features.landmarker_path
+        )
+        models = ModelHolder(self.config.model.path)
+        f = self.config.features
+        extractor = stack.enter_context(
+            BlendshapeExtractor(landmarker, f.running_mode, f.min_face_confidence)
+        )
+        smoother = make_smoother(self.config, models.current.labels)
+        pipeline = Pipeline(
+            extractor,
+            models.current,
+            smoother,
+            device_id=self.config.device_id,
+            heartbeat_s=self.config.smoothing.heartbeat_s,
+        )
+        return pipeline, models
+
+    def _loop(
+        self, pipeline: Pipeline, models: ModelHolder, holder: LatestFrame, capture: CaptureThread
+    ) -> None:
+        period_s = 1.0 / self.config.loop.rate_hz
+        next_due = time.monotonic()
+        watchdog = _Ticker(sd_notify.watchdog_interval_s())
+        status = _Ticker(STATUS_INTERVAL_S)
+        while not self._stop.is_set():
+            frame = holder.take(FRAME_WAIT_S)
+            if frame is None:
+                if capture.ended:
+                    break
+                continue
+            self._apply_reload(pipeline, models)
+            self._handle(pipeline.step(frame))
+            if watchdog.due():
+                sd_notify.notify("WATCHDOG=1")
+            if status.due():
+                self.publisher.publish_status(
+                    self.stats.as_status(holder.dropped, models.current.name)
+                )
+            next_due = _sleep_until(next_due + period_s, self._stop)
+        if capture.error is not None:
+            raise capture.error
+
+    def _handle(self, result: StepResult) -> None:
+        self.stats.frames += 1
+        self.stats.faces += result.face_found
+        if result.event is not None:
+            self.stats.events += 1
+            self.publisher.publish(result.event)
+        fatal = getattr(self.publisher, "fatal_error", None)
+        if fatal is not None:
+            raise fatal
+
+    def _apply_reload(self, pipeline: Pipeline, models: ModelHolder) -> None:
+        if not self._reload.is_set():
+            return
+        self._reload.clear()
+        if models.reload() and models.current.labels != pipeline.classifier.labels:
+            pipeline.smoother = make_smoother(self.config, models.current.labels)
+        pipeline.classifier = models.current
+
+    def _shutdown(self) -> None:
+        sd_notify.notify("STOPPING=1")
+        self.publisher.stop()
+
+
+class _Ticker:
+    """True from due() at most once per interval; never when interval is None."""
+
+    def __init__(self, interval_s: float | None) -> None:
+        self.interval_s = interval_s
+        self._next = time.monotonic() + (interval_s or 0.0)
+
+    def due(self) -> bool:
+        if self.interval_s is None or time.monotonic() < self._next:
+            return False
+        self._next = time.monotonic() + self.interval_s
+        return True
+
+
+def _sleep_until(due_s: float, stop: threading.Event) -> float:
+    """Wait for the next tick; if we are late, start the schedule again from now."""
+    delay = due_s - time.monotonic()
+    if delay <= 0:
+        return time.monotonic()
+    stop.wait(delay)
+    return due_s
+
+
+def require_broker(config: DeviceConfig) -> None:
+    if not config.mqtt.host:
+        raise ConfigError(
+            "mqtt.host is not set; give the broker's address (or try `emotion-device demo`)"
+        )
