@@ -140,8 +140,12 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     source = create_rgb_source(config.rgb)
-    count = record_session(source, args.out, seconds=args.seconds)
-    print(f"recorded {count} frames to {args.out} (personal data: keep it on this unit)")
+    max_frames = int(args.seconds * 30) + 1  # frames stay in memory until the file is written
+    summary = record_session(source, args.out, seconds=args.seconds, max_frames=max_frames)
+    print(
+        f"recorded {summary.frame_count} frames ({summary.duration_s:.1f} s) to {summary.path}; "
+        "these are pictures of a person: keep the file on this unit and delete it after use"
+    )
     return 0
 
 

@@ -11,6 +11,8 @@ class RgbSource(Protocol):
     """open() → read() until None → close(). read() blocks until the next frame.
 
     Errors: open() raises SourceUnavailable with one sentence a person can act on.
+    close() is idempotent and may be called from another thread (it wakes a waiting read);
+    read() after close() returns None, it never raises.
     """
 
     def open(self) -> None: ...
