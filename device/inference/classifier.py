@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,21 @@ class OnnxClassifier:
             raise ModelMismatch(f"model {onnx_path.name} outputs a different number of labels")
 
 
-def _open_session(onnx_path: Path) -> Any:
+def load_onnxruntime() -> Any:
+    """Import onnxruntime with its telemetry switched off.
+
+    onnxruntime >= 1.2x on Linux ships 1DS telemetry: at import it writes a device id under
+    ~/.cache/Microsoft/DeveloperTools and may upload process events. That breaks the promise
+    that nothing leaves the unit, so the opt-out must be set before the first import.
+    """
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     import onnxruntime as ort
 
+    return ort
+
+
+def _open_session(onnx_path: Path) -> Any:
+    ort = load_onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one row per call: threads only add latency
     options.inter_op_num_threads = 1
