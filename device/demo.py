@@ -1,4 +1,4 @@
-"""``emotion-device demo``: the device on the sample face video, labels printed as a subscriber sees them.
+"""``emotion-device demo``: the device on the sample video, labels shown as a subscriber sees them.
 
 With no broker given, an embedded broker runs on loopback for the length of the demo.
 """

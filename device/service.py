@@ -83,6 +83,7 @@ class DeviceService:
             stack.callback(capture.stop)
             self.publisher.start()
             stack.callback(self._shutdown)
+            stack.callback(self._publish_status, holder, models, "stopped")
             sd_notify.notify("READY=1")
             logger.info(
                 "running: %s model, %s mode", models.current.name, self.config.features.running_mode
@@ -127,9 +128,7 @@ class DeviceService:
             if watchdog.due():
                 sd_notify.notify("WATCHDOG=1")
             if status.due():
-                self.publisher.publish_status(
-                    self.stats.as_status(holder.dropped, models.current.name)
-                )
+                self._publish_status(holder, models)
             next_due = _sleep_until(next_due + period_s, self._stop)
         if capture.error is not None:
             raise capture.error
@@ -140,9 +139,8 @@ class DeviceService:
         if result.event is not None:
             self.stats.events += 1
             self.publisher.publish(result.event)
-        fatal = getattr(self.publisher, "fatal_error", None)
-        if fatal is not None:
-            raise fatal
+        if self.publisher.fatal_error is not None:
+            raise self.publisher.fatal_error
 
     def _apply_reload(self, pipeline: Pipeline, models: ModelHolder) -> None:
         if not self._reload.is_set():
@@ -151,6 +149,14 @@ class DeviceService:
         if models.reload() and models.current.labels != pipeline.classifier.labels:
             pipeline.smoother = make_smoother(self.config, models.current.labels)
         pipeline.classifier = models.current
+
+    def _publish_status(
+        self, holder: LatestFrame, models: ModelHolder, state: str = "running"
+    ) -> None:
+        status = self.stats.as_status(holder.dropped, models.current.name)
+        status |= {"published": self.publisher.published, "state": state}
+        status["dropped_offline"] = self.publisher.dropped_offline
+        self.publisher.publish_status(status)
 
     def _shutdown(self) -> None:
         sd_notify.notify("STOPPING=1")

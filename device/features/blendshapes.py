@@ -6,6 +6,10 @@ Uses the Tasks API present in both mediapipe 0.10.18 (Pi 4) and 1.x (Pi 5, x86).
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -22,12 +26,24 @@ logger = logging.getLogger(__name__)
 RunningMode = Literal["image", "video"]
 
 
-@dataclass(frozen=True, slots=True)
 class FaceFeatures:
-    """One face: blendshape scores in schema order, and normalised landmarks (memory only)."""
+    """One face: blendshape scores in schema order, and normalised landmarks (memory only).
 
-    blendshapes: npt.NDArray[np.float32]  # (52,)
-    landmarks: npt.NDArray[np.float32]  # (478, 3), x/y in 0..1 of the image
+    Landmarks are converted to an array only when asked for (most steps never need them).
+    """
+
+    __slots__ = ("_points", "blendshapes")
+
+    def __init__(self, blendshapes: npt.NDArray[np.float32], points: Any) -> None:
+        self.blendshapes = blendshapes  # (52,) float32 in BLENDSHAPE_NAMES order
+        self._points = points
+
+    @property
+    def landmarks(self) -> npt.NDArray[np.float32]:
+        """(478, 3) float32; x and y in 0..1 of the image width and height."""
+        if isinstance(self._points, np.ndarray):
+            return self._points
+        return np.array([(p.x, p.y, p.z) for p in self._points], dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +70,7 @@ class BlendshapeExtractor:
         min_face_confidence: float = 0.5,
     ) -> None:
         self.running_mode = running_mode
-        self._last_ts_ms = -1
+        self._last_ts_ms = 0  # the warm-up frame used timestamp 0
         self._mp, self._landmarker = _create_landmarker(
             model_path, running_mode, min_face_confidence
         )
@@ -105,9 +121,35 @@ def _create_landmarker(model_path: Path, mode: RunningMode, min_conf: float) -> 
         output_face_blendshapes=True,
     )
     try:
-        return mp, vision.FaceLandmarker.create_from_options(options)
+        with quiet_native_stderr():
+            landmarker = vision.FaceLandmarker.create_from_options(options)
+            _warm_up(mp, landmarker, mode)
     except (RuntimeError, ValueError) as exc:
         raise ModelMismatch(f"MediaPipe cannot load {model_path}: {exc}") from exc
+    return mp, landmarker
+
+
+def _warm_up(mp: Any, landmarker: Any, mode: RunningMode) -> None:
+    """One inference on a blank frame, so graph start-up happens now, not on the first frame."""
+    blank = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
+    if mode == "video":
+        landmarker.detect_for_video(blank, 0)
+    else:
+        landmarker.detect(blank)
+
+
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence the C++ start-up chatter MediaPipe writes straight to fd 2 (glog, TFLite)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _contiguous(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -123,6 +165,4 @@ def _to_features(result: Any) -> FaceResult:
     scores = np.fromiter((c.score for c in categories), dtype=np.float32, count=len(categories))
     if len(categories) != len(BLENDSHAPE_NAMES):
         raise ModelMismatch(f"landmarker returned {len(categories)} blendshapes, expected 52")
-    points = result.face_landmarks[0]
-    landmarks = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float32)
-    return FaceFeatures(blendshapes=scores, landmarks=landmarks)
+    return FaceFeatures(scores, result.face_landmarks[0])

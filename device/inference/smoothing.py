@@ -21,6 +21,7 @@ class LabelSmoother:
     An observation is a probability vector, or None for a frame without a face. The label
     changes only when the new class beats the current one by ``switch_margin`` and reaches
     ``min_confidence``; more than half the window without a face gives ``no_face_label``.
+    The first label needs half a window of observations, so one odd first frame is not news.
     """
 
     def __init__(
@@ -40,11 +41,15 @@ class LabelSmoother:
         self._sum = np.zeros(len(labels), dtype=np.float64)
         self._faces = 0
         self.current = SmoothedLabel(no_face_label, 1.0)
+        self._first_ts_s: float | None = None
 
     def update(self, ts_s: float, probs: npt.NDArray[np.float32] | None) -> SmoothedLabel:
         self._add(ts_s, probs)
         self._expire(ts_s)
-        self.current = self._decide()
+        if self._first_ts_s is None:
+            self._first_ts_s = ts_s
+        if ts_s - self._first_ts_s >= self.window_s / 2:
+            self.current = self._decide()
         return self.current
 
     def _add(self, ts_s: float, probs: npt.NDArray[np.float32] | None) -> None:
