@@ -19,14 +19,15 @@ def test_every_registered_asset_is_in_the_mirror(asset_mirror: Path) -> None:
 
 def test_mirror_from_environment(asset_mirror: Path, tmp_path: Path) -> None:
     resolver = AssetResolver(cache_dir=tmp_path, allow_download=False)
-    assert resolver.resolve("face_landmarker") == asset_mirror / ASSETS["face_landmarker"].mirror_path
+    expected = asset_mirror / ASSETS["face_landmarker"].mirror_path
+    assert resolver.resolve("face_landmarker") == expected
 
 
 def test_missing_asset_says_file_hash_and_where_it_looked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(MIRROR_ENV, raising=False)
-    resolver = AssetResolver(mirror_dir=tmp_path / "mirror", cache_dir=tmp_path / "c", allow_download=False)
+    resolver = AssetResolver(tmp_path / "mirror", tmp_path / "c", allow_download=False)
     with pytest.raises(AssetError) as info:
         resolver.resolve("face_landmarker")
     message = str(info.value)
@@ -52,7 +53,9 @@ def test_explicit_path_wins(asset_mirror: Path, tmp_path: Path) -> None:
     assert AssetResolver().resolve("face_landmarker", explicit=copy) == copy
 
 
-def test_failed_download_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_download_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A download that cannot connect (nothing listens on this loopback port) fails cleanly."""
     import dataclasses
 

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from device.config import (
     PASSWORD_ENV,
-    DeviceConfig,
     ConfigError,
+    DeviceConfig,
     load_config,
     parse_config,
 )

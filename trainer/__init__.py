@@ -1,0 +1,1 @@
+"""emotion-edge trainer: datasets in, small ONNX models with manifests out (runs off the device)."""

@@ -1,0 +1,283 @@
+"""``emotion-trainer``: thin argparse wiring over trainer functions that return data.
+
+Exit codes: 0 ok, 2 bad command line, 65 bad dataset, 78 missing asset, 70 failed export check,
+130 interrupted. Every error is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from device.errors import EmotionEdgeError
+from trainer.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+PROG = "emotion-trainer"
+DATA_ENV = "EMOTION_EDGE_FER2013"
+EX_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, exit 2) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.verbose)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except EmotionEdgeError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished feature chunks stay cached", file=sys.stderr)
+        return EX_INTERRUPTED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Build emotion models for emotion-edge devices.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add(commands, "extract", "extract (or complete the cache of) FER2013 blendshapes", _extract)
+    ev = _add(commands, "evaluate", "score a model under the FER2013 protocols", _evaluate)
+    ev.add_argument("--protocol", choices=("cv5", "official", "both"), default="both")
+    ev.add_argument("--model", choices=_model_names(), default="random_forest")
+    tr = _add(commands, "train", "fit on Training, score on PrivateTest, export ONNX", _train)
+    tr.add_argument("--model", choices=_model_names(), default="hist_gradient_boosting")
+    tr.add_argument(
+        "--name", help="file stem of the .onnx/.json (default fer2013_blendshapes_<model>)"
+    )
+    bd = _add(commands, "build-default", "build the model the device ships", _build_default)
+    bd.add_argument(
+        "--out", type=Path, help="output folder (default: the device package's models/)"
+    )
+    _add(commands, "bench-fer", "the paper's table: RF vs HGB, both protocols", _bench)
+    for sub, out_help in ((ev, "metrics JSON"), (tr, "output folder (required)")):
+        sub.add_argument("--out", type=Path, required=sub is tr, help=out_help)
+    return parser
+
+
+def _add(
+    commands: Any, name: str, help_text: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
+    sub.set_defaults(handler=handler)
+    sub.add_argument(
+        "--data", type=Path, help=f"FER2013 npz, csv or image folder (default ${DATA_ENV})"
+    )
+    sub.add_argument(
+        "--cache-dir", type=Path, help="feature cache (default ~/.cache/emotion-edge/features)"
+    )
+    sub.add_argument(
+        "--jobs", type=_positive_int, default=os.cpu_count() or 1, help="worker processes"
+    )
+    sub.add_argument(
+        "--chunk-size", type=_positive_int, default=500, help="images per cached chunk"
+    )
+    sub.add_argument("--landmarker", type=Path, help="face_landmarker.task (default: asset mirror)")
+    sub.add_argument(
+        "--min-face-confidence",
+        type=_fraction,
+        default=0.5,
+        help="face detection threshold; keep it equal to the device's features.min_face_confidence",
+    )
+    sub.add_argument("--seed", type=int, default=0, help="random_state for splits and models")
+    sub.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    if name in ("extract", "bench-fer"):
+        sub.add_argument("--out", type=Path, help="features npz" if name == "extract" else "JSON")
+    return sub
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must lie between 0 and 1")
+    return value
+
+
+def _model_names() -> tuple[str, ...]:
+    from trainer.train import MODEL_NAMES
+
+    return MODEL_NAMES
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+# --- handlers: each parses nothing, calls one function, prints a short result ---------------
+
+
+def _extract(args: argparse.Namespace) -> int:
+    prepared = _prepare(args)
+    print_extraction(prepared)
+    if args.out:
+        save_features(prepared, args.out)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from trainer.evaluate import PROTOCOLS, evaluate, write_json
+
+    protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
+    results = evaluate(args.model, _prepare(args).labelled(), protocols, args.seed)
+    print_evaluation(args.model, results)
+    if args.out:
+        write_json(results, args.out)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from trainer.workflows import train_and_export
+
+    name = args.name or f"fer2013_blendshapes_{args.model}"
+    print_export(train_and_export(_prepare(args), args.model, args.out, name, seed=args.seed))
+    return 0
+
+
+def _build_default(args: argparse.Namespace) -> int:
+    from trainer.workflows import build_default
+
+    print_export(build_default(_prepare(args), args.out, args.seed))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from trainer.bench_fer import format_table, run_bench
+    from trainer.evaluate import write_json
+
+    bench = run_bench(_prepare(args), args.seed)
+    print(format_table(bench))
+    if args.out:
+        write_json(bench, args.out)
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> Any:
+    from trainer.extract import DEFAULT_TIMING_SAMPLE, ExtractionConfig, default_cache_dir
+    from trainer.workflows import prepare
+
+    data = _data_path(args.data)
+    config = ExtractionConfig(
+        landmarker_path=_landmarker(args.landmarker),
+        cache_dir=args.cache_dir or default_cache_dir(),
+        jobs=args.jobs,
+        chunk_size=args.chunk_size,
+        min_face_confidence=args.min_face_confidence,
+        timing_sample=DEFAULT_TIMING_SAMPLE if args.command in ("extract", "bench-fer") else 0,
+        progress=not args.no_progress,
+    )
+    return prepare(data, config)
+
+
+def _data_path(given: Path | None) -> Path:
+    from trainer.errors import DatasetError
+
+    from_env = os.environ.get(DATA_ENV)
+    if given is None and not from_env:
+        raise UsageError(f"no FER2013 data given: pass --data PATH or set {DATA_ENV}")
+    path = given if given is not None else Path(str(from_env))
+    if not path.exists():
+        raise DatasetError(f"FER2013 path {path} does not exist")
+    return path
+
+
+def _landmarker(explicit: Path | None) -> Path:
+    from device.assets import AssetResolver
+
+    return AssetResolver().resolve("face_landmarker", explicit=explicit)
+
+
+# --- what the handlers print (results on stdout; progress and logs on stderr) ---------------
+
+
+def print_extraction(prepared: Any) -> None:
+    features, timings = prepared.features, prepared.features.timings
+    print(f"{len(features.values):,} images, face found in {features.coverage:.1%}")
+    print(f"cache: {features.provenance['cache_key']} ({timings['cached_chunks']} chunks reused)")
+    if timings["images_per_s"]:
+        print(
+            f"extraction: {timings['computed_images']:,} images in {timings['seconds']:.1f} s, "
+            f"{timings['images_per_s']} images/s with {timings['jobs']} workers"
+        )
+    if timings["single_core_images_per_s"]:
+        print(f"one landmarker on one core: {timings['single_core_images_per_s']} images/s")
+
+
+def save_features(prepared: Any, out: Path) -> None:
+    import numpy as np
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out,
+        features=prepared.features.values,
+        face_found=prepared.features.face_found,
+        feature_names=np.array(prepared.features.feature_names),
+        labels=prepared.dataset.labels,
+        usage=prepared.dataset.usage,
+        class_names=np.array(prepared.dataset.class_names),
+    )
+    print(f"features written to {out}")
+
+
+def print_evaluation(model: str, results: dict[str, Any]) -> None:
+    for protocol, scores in results.items():
+        print(f"{protocol} {model}: {_scores_text(scores)}")
+
+
+def _scores_text(scores: dict[str, Any]) -> str:
+    def value(section: str, key: str) -> str:
+        item = scores[section][key]
+        return f"{item['mean']:.4f}±{item['std']:.4f}" if isinstance(item, dict) else f"{item:.4f}"
+
+    coverage = scores["coverage_test"]
+    coverage = coverage["mean"] if isinstance(coverage, dict) else coverage
+    return (
+        f"faces acc {value('face_found', 'accuracy')} F1 {value('face_found', 'macro_f1')}; "
+        f"all rows acc {value('all_rows', 'accuracy')} F1 {value('all_rows', 'macro_f1')}; "
+        f"majority acc {value('majority_face_found', 'accuracy')}; coverage {coverage:.1%}"
+    )
+
+
+def print_export(result: Any) -> None:
+    metrics = result.manifest.metrics
+    parity = result.parity
+    print(f"model: {result.onnx_path} ({result.size_bytes / 1e6:.2f} MB)")
+    print(f"manifest: {result.manifest_path}")
+    print(
+        f"official split: faces acc {metrics['face_found']['accuracy']:.4f} "
+        f"F1 {metrics['face_found']['macro_f1']:.4f}; all rows acc "
+        f"{metrics['all_rows']['accuracy']:.4f} F1 {metrics['all_rows']['macro_f1']:.4f}"
+    )
+    print(
+        f"ONNX parity: max |diff| {parity['max_abs_diff']:.2e}, "
+        f"argmax agreement {parity['argmax_agreement']:.4f} "
+        f"({parity['argmax_agreement_ties_allowed']:.4f} counting ties) on {parity['n_rows']} rows"
+    )
