@@ -71,7 +71,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src.add_argument("--video", type=Path, help="video file (default: the sample video)")
     src.add_argument("--camera", type=int, help="OpenCV camera index")
     p.add_argument("--frames", type=int, default=0, help="frames to use (0 = whole video)")
-    p.add_argument("--mode", choices=["image", "video"], default="video")
+    p.add_argument("--mode", choices=["image", "video"], default="image")
     p.add_argument("--model", type=Path, help="model .onnx (default: the built-in model)")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--compare-modes", action="store_true", help="IMAGE vs VIDEO features")

@@ -76,7 +76,8 @@ class LoopConfig(Section):
 
 class FeaturesConfig(Section):
     running_mode: Literal["image", "video"] = Field(
-        "video", description="MediaPipe running mode (see docs/measurements.md)"
+        "image",
+        description="MediaPipe running mode; image = what the trainer sees (docs/measurements.md)",
     )
     landmarker_path: Path | None = Field(None, description="explicit face_landmarker.task")
     min_face_confidence: float = Field(0.5, ge=0, le=1)

@@ -85,6 +85,8 @@ class Pipeline:
         return StepResult(event, smoothed, probs is not None, times)
 
     def _maybe_event(self, ts_s: float, smoothed: SmoothedLabel) -> LabelEvent | None:
+        if not self.smoother.ready:
+            return None  # nothing to say yet: no placeholder label before the first decision
         changed = smoothed.label != self._last_label
         if not changed and ts_s - self._last_sent_s < self.heartbeat_s:
             return None

@@ -83,7 +83,7 @@ def train_and_export(
 def build_default(
     prepared: Prepared, out_dir: Path | None = None, seed: int = DEFAULT_SEED
 ) -> ExportResult:
-    """The model the device ships: HGB 300 x 31 on FER2013 Training, at most 5 MB of ONNX."""
+    """The model the device ships: HGB 150 x 31 on FER2013 Training, at most 5 MB of ONNX."""
     return train_and_export(
         prepared,
         DEFAULT_MODEL_KIND,

@@ -26,7 +26,7 @@ def test_minimal_config_gets_documented_defaults() -> None:
     config = parse_config(MINIMAL)
     assert config.loop.rate_hz == 10.0
     assert config.mqtt.topic_prefix == "emotion-edge"
-    assert config.features.running_mode == "video"
+    assert config.features.running_mode == "image"
 
 
 def test_every_error_is_reported_with_its_key_path() -> None:

@@ -20,9 +20,11 @@ def p(*values: float) -> np.ndarray:
 
 def test_starts_as_no_face_and_picks_up_a_clear_label() -> None:
     s = smoother()
-    assert s.current.label == "no_face"
+    assert s.current.label == "no_face" and not s.ready
     assert s.update(0.0, p(0.8, 0.1, 0.1)).label == "no_face"  # half a window first
+    assert not s.ready
     out = s.update(0.5, p(0.8, 0.1, 0.1))
+    assert s.ready
     assert out.label == "happy"
     assert abs(out.confidence - 0.8) < 1e-6
 

@@ -46,7 +46,7 @@ def test_builders_use_the_documented_parameters() -> None:
     params = hgb[-1].get_params()
     assert isinstance(hgb[-1], HistGradientBoostingClassifier)
     assert (params["max_iter"], params["max_leaf_nodes"], params["early_stopping"]) == (
-        300,
+        150,
         31,
         False,
     )
