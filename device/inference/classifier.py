@@ -34,7 +34,7 @@ class OnnxClassifier:
         self.labels: tuple[str, ...] = tuple(self.manifest.labels)
         self.name = self.manifest.name
         self._columns = np.array([_SCHEMA_INDEX[n] for n in self.manifest.feature_names])
-        self._session = _open_session(onnx_path)
+        self._session = open_session(onnx_path)
         self._input = self.manifest.input_name
         self._output = [self.manifest.probabilities_output]
         self._check_io(onnx_path)
@@ -74,7 +74,7 @@ def load_onnxruntime() -> Any:
     return ort
 
 
-def _open_session(onnx_path: Path) -> Any:
+def open_session(onnx_path: Path) -> Any:
     ort = load_onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one row per call: threads only add latency
