@@ -15,14 +15,14 @@ import numpy as np
 
 from trainer.evaluate import TEST_USAGE, LabelledFeatures, cross_validate, official_split
 from trainer.export import measure_parity, to_onnx
-from trainer.train import DEFAULT_SEED, MODEL_NAMES
+from trainer.train import DEFAULT_SEED, PAPER_MODELS
 from trainer.workflows import Prepared
 
 logger = logging.getLogger(__name__)
 
 
 def run_bench(
-    prepared: Prepared, seed: int = DEFAULT_SEED, models: tuple[str, ...] = MODEL_NAMES
+    prepared: Prepared, seed: int = DEFAULT_SEED, models: tuple[str, ...] = PAPER_MODELS
 ) -> dict[str, Any]:
     """Scores, sizes and parity of every model under both protocols."""
     data = prepared.labelled()

@@ -28,30 +28,10 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from trainer.errors import DatasetError, UsageError
 from trainer.export import to_onnx
+from trainer.model_config import parse_spec
 from trainer.train import fit_model
 
 CALLS = 300
-
-
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``name:key=value,key=value`` → (model name, params with int/float/str values)."""
-    name, _, rest = spec.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"model spec {spec!r}: {item!r} is not key=value")
-        params[key] = _number(value)
-    return name, params
-
-
-def _number(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def load_features(path: Path) -> dict[str, npt.NDArray[Any]]:
@@ -68,12 +48,12 @@ def load_features(path: Path) -> dict[str, npt.NDArray[Any]]:
 
 
 def bench_spec(spec: str, data: dict[str, npt.NDArray[Any]], evict_mb: int) -> dict[str, Any]:
-    name, params = parse_spec(spec)
+    choice = parse_spec(spec)
     faces = data["face_found"].astype(bool)
     train = faces & (data["usage"] == "Training")
     test = faces & (data["usage"] == "PrivateTest")
     x, y = data["features"], data["labels"]
-    model = fit_model(name, x, y, train, **params)
+    model = fit_model(choice.name, x, y, train, **choice.params)
     predicted = model.predict(x[test])
     onnx_bytes = to_onnx(model, x.shape[1])
     timings = time_onnx(onnx_bytes, x[test][:CALLS].astype(np.float32), evict_mb)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import pytest
 
 from device.features.schema import BLENDSHAPE_FEATURES
+from device.inference.classifier import load_onnxruntime
 from device.inference.manifest import check_manifest, read_manifest
 from trainer.datasets.fer2013 import FerDataset
 from trainer.errors import ModelBudgetError, ParityError
@@ -31,11 +31,18 @@ def split(fer_slice: FerDataset, fer_slice_features: Features) -> dict[str, np.n
 
 
 @pytest.mark.parametrize(
-    ("model", "params"), [("hist_gradient_boosting", {"max_iter": 40}), ("random_forest", {})]
+    ("model", "params"),
+    [
+        ("hist_gradient_boosting", {"max_iter": 40}),
+        ("random_forest", {}),
+        ("extra_trees", {"n_estimators": 20}),
+        ("logistic_regression", {}),
+        ("mlp", {"hidden_layer_sizes": (16,), "early_stopping": False, "max_iter": 50}),
+    ],
 )
 def test_exported_model_matches_sklearn(
     model: str,
-    params: dict[str, int],
+    params: dict[str, object],
     split: dict[str, np.ndarray],
     fer_slice: FerDataset,
     tmp_path: Path,
@@ -52,7 +59,7 @@ def test_exported_model_matches_sklearn(
         parity_rows=held_out,
         metrics={"note": "test"},
     )
-    session = onnxruntime.InferenceSession(
+    session = load_onnxruntime().InferenceSession(
         str(result.onnx_path), providers=["CPUExecutionProvider"]
     )
     manifest = read_manifest(result.manifest_path)

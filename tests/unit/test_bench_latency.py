@@ -8,20 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer.bench_latency import main, parse_spec
+from trainer.bench_latency import main
 from trainer.datasets.fer2013 import FerDataset
-from trainer.errors import UsageError
 from trainer.extract import Features
-
-
-def test_spec_parsing() -> None:
-    assert parse_spec("hist_gradient_boosting:max_iter=20,learning_rate=0.2") == (
-        "hist_gradient_boosting",
-        {"max_iter": 20, "learning_rate": 0.2},
-    )
-    assert parse_spec("random_forest") == ("random_forest", {})
-    with pytest.raises(UsageError, match="not key=value"):
-        parse_spec("random_forest:max_depth")
 
 
 def test_bench_on_slice_features(
