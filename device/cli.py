@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_record(sub)
     _add_assets(sub)
+    _add_classify(sub)
     return parser
 
 
@@ -97,6 +98,31 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     print(f"{args.config}: OK (device {config.device_id}, rgb source {config.rgb.type})")
     return 0
+
+
+def _add_classify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("classify", help="label faces in image files or folders; publishes nothing")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--model", type=Path, help=".onnx with its manifest (default: built-in)")
+    p.add_argument("--min-face-confidence", type=float, default=0.5, help="face threshold")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--evaluate", action="store_true", help="folder names are true labels: print accuracy"
+    )
+    p.set_defaults(handler=cmd_classify, log_level="WARNING")
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from device.classify import ClassifyOptions, run_classify
+
+    options = ClassifyOptions(
+        paths=args.paths,
+        model=args.model,
+        min_face_confidence=args.min_face_confidence,
+        as_json=args.json,
+        evaluate=args.evaluate,
+    )
+    return run_classify(options)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

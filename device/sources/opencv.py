@@ -193,3 +193,44 @@ class OpencvSource:
         frame = RgbFrame(image=_to_rgb(bgr), ts_s=ts_s, index=self._index)
         self._index += 1
         return frame
+
+
+class Y16Camera:
+    """A UVC camera delivering 16-bit grey frames (``Y16``), e.g. a PureThermal Lepton board.
+
+    The fourcc must be set before conversion to RGB is switched off (the order matters to
+    OpenCV's V4L2 backend); frames then come out as H x W uint16, untouched.
+    """
+
+    def __init__(self, index: int) -> None:
+        cv = _cv2()
+        self.index = index
+        self._cap = cv.VideoCapture(index, cv.CAP_V4L2)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceUnavailable(
+                f"thermal camera /dev/video{index} cannot be opened: {_camera_reason(index)}"
+            )
+        self._cap.set(cv.CAP_PROP_FOURCC, cv.VideoWriter.fourcc("Y", "1", "6", " "))
+        self._cap.set(cv.CAP_PROP_CONVERT_RGB, 0)
+
+    def read(self) -> npt.NDArray[np.uint16] | None:
+        ok, raw = self._cap.read()
+        if not ok or raw is None:
+            return None
+        frame: npt.NDArray[np.uint16] = np.asarray(raw).view(np.uint16).reshape(raw.shape[:2])
+        return frame
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+def read_image_rgb(path: Path) -> Rgb | None:
+    """An image file as H x W x 3 RGB (grey images are expanded), or None if unreadable."""
+    cv = _cv2()
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    bgr = cv.imdecode(data, cv.IMREAD_COLOR) if data.size else None
+    return None if bgr is None else _to_rgb(bgr)
