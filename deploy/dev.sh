@@ -38,7 +38,7 @@ setup_venv() {
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   local pip="$VENV/bin/python -m pip"
   $pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-  $pip install -q --disable-pip-version-check -c deploy/constraints.txt -e ".[device,trainer,dev]"
+  $pip install -q --disable-pip-version-check -c deploy/constraints.txt -e ".[device,thermal,trainer,dev]"
   # mediapipe without its dependencies: they would replace the headless OpenCV with the GUI build.
   $pip install -q --disable-pip-version-check --no-deps "$(mediapipe_pin)"
 }

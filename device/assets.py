@@ -50,6 +50,14 @@ ASSETS: dict[str, Asset] = {
             "Apache-2.0",
         ),
         Asset(
+            "thermal_face_detector",
+            "models/thermal/is2ai_dlib_face_detector.svm",
+            "2cc65e674fe4d1b8247098b0040f676a21ca141d6ce5ae71ba01a559ddf0362e",
+            "https://raw.githubusercontent.com/IS2AI/thermal-facial-landmarks-detection/"
+            "f70acb98033ceaa866805a9a1212cc2dc5fbbd39/models/dlib_face_detector.svm",
+            "MIT (IS2AI)",
+        ),
+        Asset(
             "sample_video",
             "video_rgb/pyfeat_WolfgangLanger_Pexels.mp4",
             "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
