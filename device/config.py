@@ -115,6 +115,63 @@ class MqttConfig(Section):
         return self
 
 
+class LeptonSourceConfig(Section):
+    """A FLIR Lepton on the Pi's SPI bus (VoSPI), with its I²C command interface."""
+
+    type: Literal["lepton"]
+    spi_device: Path = Field(Path("/dev/spidev0.0"), description="spidev node (CS0)")
+    spi_speed_hz: int = Field(18_000_000, ge=1_000_000, le=20_000_000, description="SPI clock")
+    i2c_bus: int | None = Field(1, ge=0, description="/dev/i2c-N for CCI; none = no CCI")
+
+
+class PureThermalSourceConfig(Section):
+    """A Lepton on a PureThermal USB board (UVC Y16)."""
+
+    type: Literal["purethermal"]
+    camera_index: int = Field(ge=0, description="/dev/videoN index of the board")
+    radiometric: bool = Field(True, description="false for a Lepton 2.0/3.0 (raw counts)")
+
+
+class ThermalReplayConfig(Section):
+    """A thermal recording (docs/thermal-recording.md) at its own timing."""
+
+    type: Literal["replay"]
+    path: Path
+    loop: bool = False
+    speed: float = Field(1.0, gt=0, le=100)
+
+
+class ThermalSyntheticConfig(Section):
+    """Synthetic radiometric faces with known ROI temperatures (tests, trying the device)."""
+
+    type: Literal["synthetic"]
+    width_px: Literal[160, 80] = 160
+    fps_hz: float = Field(8.7, gt=0, le=100)
+    frame_count: int | None = Field(None, gt=0)
+    seed: int = 0
+
+
+ThermalSourceConfig = Annotated[
+    LeptonSourceConfig | PureThermalSourceConfig | ThermalReplayConfig | ThermalSyntheticConfig,
+    Field(discriminator="type"),
+]
+
+
+class ThermalConfig(Section):
+    """The thermal channel; without ``model_path`` the device publishes RGB labels only."""
+
+    source: ThermalSourceConfig
+    detector: Literal["dlib_hog", "skin_box"] = Field(
+        "dlib_hog", description="IS2AI HOG detector, or the warm-skin box (radiometric only)"
+    )
+    detector_path: Path | None = Field(None, description="explicit .svm; none = asset")
+    landmarks_path: Path | None = Field(None, description="54-point dlib predictor (.dat)")
+    model_path: Path | None = Field(None, description="thermal .onnx + manifest; none = no label")
+    baseline_mode: Literal["rolling", "calibration"] = "rolling"
+    baseline_window_s: float = Field(300.0, gt=0, description="rolling baseline length")
+    calibration_s: float = Field(60.0, gt=0, description="calm period (calibration mode)")
+
+
 class AssetsConfig(Section):
     mirror_dir: Path | None = Field(None, description="folder of pinned files (air-gapped)")
     cache_dir: Path | None = Field(None, description="downloads go here; none = user cache")
@@ -128,6 +185,7 @@ class LoggingConfig(Section):
 class DeviceConfig(Section):
     device_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="unique per unit")
     rgb: RgbConfig
+    thermal: ThermalConfig | None = None
     loop: LoopConfig = LoopConfig()
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()

@@ -12,9 +12,11 @@ import numpy.typing as npt
 
 from device.features.blendshapes import FaceFeatures, FaceResult
 from device.features.schema import BLENDSHAPE_FEATURES, FEATURE_NAMES
-from device.frames import RgbFrame
+from device.features.thermal import ThermalExtractor, ThermalFace, ThermalResult
+from device.frames import RgbFrame, ThermalFrame
+from device.inference.fusion import fuse, restrict, shared_labels
 from device.inference.smoothing import LabelSmoother, SmoothedLabel
-from device.publish.events import LabelEvent
+from device.publish.events import LabelEvent, Source
 
 
 class Extractor(Protocol):
@@ -41,6 +43,7 @@ class StepResult:
     smoothed: SmoothedLabel
     face_found: bool
     times: StepTimes
+    probs: npt.NDArray[np.float32] | None = None  # this frame's probabilities (before smoothing)
 
 
 def schema_vector(face: FaceFeatures) -> npt.NDArray[np.float32]:
@@ -48,6 +51,38 @@ def schema_vector(face: FaceFeatures) -> npt.NDArray[np.float32]:
     row = np.full(len(FEATURE_NAMES), np.nan, dtype=np.float32)
     row[: len(BLENDSHAPE_FEATURES)] = face.blendshapes
     return row
+
+
+class EventGate:
+    """Decides when a smoothed label becomes an event: on a change, or when the heartbeat is due."""
+
+    def __init__(
+        self, source: Source, device_id: str, heartbeat_s: float, wall_clock: Callable[[], float]
+    ) -> None:
+        self.source: Source = source
+        self.device_id = device_id
+        self.heartbeat_s = heartbeat_s
+        self._wall_clock = wall_clock
+        self._last_label: str | None = None
+        self._last_sent_s = -float("inf")
+
+    def offer(
+        self, ts_s: float, smoother: LabelSmoother, smoothed: SmoothedLabel, model: str
+    ) -> LabelEvent | None:
+        if not smoother.ready:
+            return None  # nothing to say yet: no placeholder label before the first decision
+        changed = smoothed.label != self._last_label
+        if not changed and ts_s - self._last_sent_s < self.heartbeat_s:
+            return None
+        self._last_label, self._last_sent_s = smoothed.label, ts_s
+        return LabelEvent(
+            label=smoothed.label,
+            confidence=smoothed.confidence,
+            ts=self._wall_clock(),
+            source=self.source,
+            model=model,
+            device=self.device_id,
+        )
 
 
 class Pipeline:
@@ -64,11 +99,7 @@ class Pipeline:
         self.extractor = extractor
         self.classifier = classifier
         self.smoother = smoother
-        self.device_id = device_id
-        self.heartbeat_s = heartbeat_s
-        self._wall_clock = wall_clock
-        self._last_label: str | None = None
-        self._last_sent_s = -float("inf")
+        self.gate = EventGate("rgb", device_id, heartbeat_s, wall_clock)
 
     def step(self, frame: RgbFrame) -> StepResult:
         t0 = time.perf_counter()
@@ -79,23 +110,76 @@ class Pipeline:
             probs = self.classifier.predict_proba(schema_vector(face))
         t2 = time.perf_counter()
         smoothed = self.smoother.update(frame.ts_s, probs)
-        event = self._maybe_event(frame.ts_s, smoothed)
+        event = self.gate.offer(frame.ts_s, self.smoother, smoothed, self.classifier.name)
         t3 = time.perf_counter()
         times = StepTimes(t1 - t0, t2 - t1, t3 - t2)
-        return StepResult(event, smoothed, probs is not None, times)
+        return StepResult(event, smoothed, probs is not None, times, probs)
 
-    def _maybe_event(self, ts_s: float, smoothed: SmoothedLabel) -> LabelEvent | None:
-        if not self.smoother.ready:
-            return None  # nothing to say yet: no placeholder label before the first decision
-        changed = smoothed.label != self._last_label
-        if not changed and ts_s - self._last_sent_s < self.heartbeat_s:
-            return None
-        self._last_label, self._last_sent_s = smoothed.label, ts_s
-        return LabelEvent(
-            label=smoothed.label,
-            confidence=smoothed.confidence,
-            ts=self._wall_clock(),
-            source="rgb",
-            model=self.classifier.name,
-            device=self.device_id,
-        )
+
+@dataclass(frozen=True, slots=True)
+class ThermalStepResult:
+    event: LabelEvent | None
+    result: ThermalResult
+    probs: npt.NDArray[np.float32] | None
+
+
+class ThermalPipeline:
+    """Thermal frame → ROI features → (thermal model → smoothing → event, if there is a model)."""
+
+    def __init__(
+        self,
+        extractor: ThermalExtractor,
+        classifier: Classifier | None,
+        smoother: LabelSmoother | None,
+        gate: EventGate,
+    ) -> None:
+        self.extractor = extractor
+        self.classifier = classifier
+        self.smoother = smoother
+        self.gate = gate
+
+    def step(self, frame: ThermalFrame) -> ThermalStepResult:
+        result = self.extractor.extract(frame)
+        if self.classifier is None or self.smoother is None:
+            return ThermalStepResult(None, result, None)
+        probs = None
+        if isinstance(result, ThermalFace):
+            probs = self.classifier.predict_proba(result.schema_vector())
+        smoothed = self.smoother.update(frame.ts_s, probs)
+        event = self.gate.offer(frame.ts_s, self.smoother, smoothed, self.classifier.name)
+        return ThermalStepResult(event, result, probs)
+
+
+class FusionStep:
+    """RGB and thermal probabilities over their shared labels → a fused, smoothed label."""
+
+    def __init__(
+        self,
+        rgb_labels: tuple[str, ...],
+        thermal_labels: tuple[str, ...],
+        smoother: LabelSmoother,
+        gate: EventGate,
+        max_age_s: float = 1.0,
+    ) -> None:
+        self.rgb_labels, self.thermal_labels = rgb_labels, thermal_labels
+        self.labels = shared_labels(rgb_labels, thermal_labels)
+        self.smoother, self.gate, self.max_age_s = smoother, gate, max_age_s
+        self._thermal: tuple[float, npt.NDArray[np.float64]] | None = None
+
+    def thermal(self, ts_s: float, probs: npt.NDArray[np.float32] | None) -> None:
+        """Remember the newest thermal probabilities (None: no thermal face now)."""
+        if probs is None:
+            self._thermal = None
+        else:
+            self._thermal = (ts_s, restrict(self.thermal_labels, probs.tolist(), self.labels))
+
+    def rgb(
+        self, ts_s: float, probs: npt.NDArray[np.float32] | None, model: str
+    ) -> LabelEvent | None:
+        fused = None
+        fresh = self._thermal is not None and ts_s - self._thermal[0] <= self.max_age_s
+        if probs is not None and fresh and self._thermal is not None:
+            rgb = restrict(self.rgb_labels, probs.tolist(), self.labels)
+            fused = fuse(rgb, self._thermal[1]).astype(np.float32)
+        smoothed = self.smoother.update(ts_s, fused)
+        return self.gate.offer(ts_s, self.smoother, smoothed, model)

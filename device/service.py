@@ -7,18 +7,23 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from device import __version__, sd_notify
 from device.assets import AssetResolver
 from device.config import DeviceConfig
 from device.errors import ConfigError
 from device.features.blendshapes import BlendshapeExtractor
+from device.frames import RgbFrame
 from device.inference.classifier import ModelHolder
 from device.inference.smoothing import LabelSmoother
 from device.pipeline import Pipeline, StepResult
 from device.publish.base import Publisher
 from device.sources import create_rgb_source
 from device.sources.latest import CaptureThread, LatestFrame
+
+if TYPE_CHECKING:
+    from device.thermal_channel import ThermalChannel
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +70,7 @@ class DeviceService:
         self.stats = RunStats()
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self.thermal: ThermalChannel | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""
@@ -77,7 +83,8 @@ class DeviceService:
     def run(self) -> RunStats:
         with ExitStack() as stack:
             pipeline, models = self._open_pipeline(stack)
-            holder = LatestFrame()
+            self.thermal = self._open_thermal(stack, models)
+            holder: LatestFrame[RgbFrame] = LatestFrame()
             capture = CaptureThread(create_rgb_source(self.config.rgb), holder)
             capture.start()
             stack.callback(capture.stop)
@@ -90,6 +97,21 @@ class DeviceService:
             )
             self._loop(pipeline, models, holder, capture)
         return self.stats
+
+    def _open_thermal(self, stack: ExitStack, models: ModelHolder) -> ThermalChannel | None:
+        if self.config.thermal is None:
+            return None
+        from device.thermal_channel import ThermalChannel
+
+        def smoother(labels: tuple[str, ...]) -> LabelSmoother:
+            return make_smoother(self.config, labels)
+
+        channel = ThermalChannel(
+            self.config, asset_resolver(self.config), smoother, models.current.labels
+        )
+        channel.start(stack)
+        logger.info("thermal: %s", channel.status()["thermal"])
+        return channel
 
     def _open_pipeline(self, stack: ExitStack) -> tuple[Pipeline, ModelHolder]:
         landmarker = asset_resolver(self.config).resolve(
@@ -111,7 +133,11 @@ class DeviceService:
         return pipeline, models
 
     def _loop(
-        self, pipeline: Pipeline, models: ModelHolder, holder: LatestFrame, capture: CaptureThread
+        self,
+        pipeline: Pipeline,
+        models: ModelHolder,
+        holder: LatestFrame[RgbFrame],
+        capture: CaptureThread[RgbFrame],
     ) -> None:
         period_s = 1.0 / self.config.loop.rate_hz
         next_due = time.monotonic()
@@ -124,7 +150,9 @@ class DeviceService:
                     break
                 continue
             self._apply_reload(pipeline, models)
-            self._handle(pipeline.step(frame))
+            result = pipeline.step(frame)
+            self._handle(result)
+            self._thermal_step(frame.ts_s, result, models.current.name)
             if watchdog.due():
                 sd_notify.notify("WATCHDOG=1")
             if status.due():
@@ -142,6 +170,14 @@ class DeviceService:
         if self.publisher.fatal_error is not None:
             raise self.publisher.fatal_error
 
+    def _thermal_step(self, ts_s: float, result: StepResult, model: str) -> None:
+        if self.thermal is None:
+            return
+        for event in (self.thermal.poll(), self.thermal.fuse(ts_s, result.probs, model)):
+            if event is not None:
+                self.stats.events += 1
+                self.publisher.publish(event)
+
     def _apply_reload(self, pipeline: Pipeline, models: ModelHolder) -> None:
         if not self._reload.is_set():
             return
@@ -151,11 +187,13 @@ class DeviceService:
         pipeline.classifier = models.current
 
     def _publish_status(
-        self, holder: LatestFrame, models: ModelHolder, state: str = "running"
+        self, holder: LatestFrame[RgbFrame], models: ModelHolder, state: str = "running"
     ) -> None:
         status = self.stats.as_status(holder.dropped, models.current.name)
         status |= {"published": self.publisher.published, "state": state}
         status["dropped_offline"] = self.publisher.dropped_offline
+        if self.thermal is not None:
+            status |= self.thermal.status()
         self.publisher.publish_status(status)
 
     def _shutdown(self) -> None:

@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     table = commands.add_parser("table", help="Table 1 from a CSV table or thermal sessions")
     table.add_argument("input", type=Path, help="tidy CSV, a session .npz, or a folder of .npz")
     table.add_argument("--out", type=Path, required=True, help="output folder")
+    train = commands.add_parser("train", help="a thermal classifier (ONNX + manifest)")
+    train.add_argument("input", type=Path, help="a labelled session .npz or a folder of them")
+    train.add_argument("--out", type=Path, required=True, help="output folder")
+    train.add_argument("--name", default="thermal_rois", help="file stem of the model")
+    train.add_argument("--model", default=None, help="model spec, e.g. random_forest:max_depth=8")
+    train.add_argument("--baseline-label", default="neutral", help="each subject's calm condition")
     return parser
 
 
@@ -191,9 +197,28 @@ def run_table(input_path: Path, out_dir: Path) -> Table1:
     return table
 
 
+def run_train(args: argparse.Namespace) -> int:
+    from trainer.model_config import parse_spec
+    from trainer.thermal_model import DEFAULT_CHOICE, train_thermal_model
+
+    choice = parse_spec(args.model) if args.model else DEFAULT_CHOICE
+    result, metrics = train_thermal_model(
+        args.input, args.out, args.name, choice, args.baseline_label
+    )
+    print(f"wrote {result.onnx_path} ({result.size_bytes:,} B) and {result.manifest_path}")
+    if "accuracy" in metrics:
+        print(
+            f"leave-one-subject-out: accuracy {metrics['accuracy']:.4f}, macro-F1 "
+            f"{metrics['macro_f1']:.4f} over {metrics['n']} frames"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "train":
+            return run_train(args)
         table = run_table(args.input, args.out)
     except EmotionEdgeError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

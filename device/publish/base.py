@@ -34,6 +34,14 @@ STATUS_KEYS = frozenset(
         "uptime_s",
         "cpu_temp_c",
         "state",  # e.g. "running"
+        "thermal",  # what the thermal channel contributes, in words
+        "thermal_frames",
+        "thermal_faces",
+        "thermal_dropped_frames",
+        "thermal_roi_landmarks",  # frames whose ROIs were placed from 54 landmarks
+        "thermal_roi_detector_box",  # ... from the detector box and the mean shape
+        "thermal_no_face",
+        "thermal_not_radiometric",  # raw-count frames: no temperatures
     }
 )
 MAX_STATUS_TEXT_CHARS = 64

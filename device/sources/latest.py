@@ -9,20 +9,34 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Generic, Protocol, TypeVar
 
 from device.errors import SourceUnavailable
-from device.frames import RgbFrame
-from device.sources.base import RgbSource
+from device.frames import RgbFrame, ThermalFrame
 
 logger = logging.getLogger(__name__)
 
 
-class LatestFrame:
+FrameT = TypeVar("FrameT", RgbFrame, ThermalFrame)
+FrameT_co = TypeVar("FrameT_co", RgbFrame, ThermalFrame, covariant=True)
+
+
+class Source(Protocol[FrameT_co]):
+    """What the capture thread needs of an RGB or a thermal source."""
+
+    def open(self) -> None: ...
+
+    def read(self) -> FrameT_co | None: ...
+
+    def close(self) -> None: ...
+
+
+class LatestFrame(Generic[FrameT]):
     """Holds the newest frame not yet taken; ``put`` overwrites, ``take`` empties the slot."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._slot: RgbFrame | None = None
+        self._slot: FrameT | None = None
         self._closed = False
         self._delivered = 0
         self._dropped = 0
@@ -41,7 +55,7 @@ class LatestFrame:
     def closed(self) -> bool:
         return self._closed
 
-    def put(self, frame: RgbFrame) -> None:
+    def put(self, frame: FrameT) -> None:
         """Store ``frame``, replacing (and counting as dropped) an untaken one."""
         with self._cond:
             if self._closed:
@@ -52,7 +66,7 @@ class LatestFrame:
             self._slot = frame
             self._cond.notify_all()
 
-    def take(self, timeout_s: float | None = None) -> RgbFrame | None:
+    def take(self, timeout_s: float | None = None) -> FrameT | None:
         """The newest untaken frame, waiting up to ``timeout_s`` (None = forever).
 
         Returns None on timeout, or once the holder is closed and empty. A frame put before
@@ -72,7 +86,7 @@ class LatestFrame:
             self._cond.notify_all()
 
 
-class CaptureThread:
+class CaptureThread(Generic[FrameT]):
     """Reads ``source`` on a daemon thread into ``holder`` until end of stream or ``stop()``.
 
     ``start()`` returns once the source is open and re-raises its open error. A read error
@@ -80,9 +94,11 @@ class CaptureThread:
     consumer blocked in ``take`` wakes up and can look at ``ended`` and ``error``.
     """
 
-    def __init__(self, source: RgbSource, holder: LatestFrame, name: str = "rgb-capture") -> None:
-        self._source = source
-        self._holder = holder
+    def __init__(
+        self, source: Source[FrameT], holder: LatestFrame[FrameT], name: str = "rgb-capture"
+    ) -> None:
+        self._source: Source[FrameT] = source
+        self._holder: LatestFrame[FrameT] = holder
         self._stop = threading.Event()
         self._opened = threading.Event()
         self._ended = threading.Event()

@@ -21,6 +21,7 @@ def write_config(
     rgb: str | None = None,
     mqtt_extra: str = "",
     model_path: Path | None = None,
+    extra: str = "",
 ) -> Path:
     rgb = rgb or f'type = "replay"\npath = "{SHORT_VIDEO}"\n'
     model = f'[model]\npath = "{model_path}"\n' if model_path else ""
@@ -29,6 +30,7 @@ def write_config(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nreconnect_min_s = 0.5\n'
         f"reconnect_max_s = 1.0\n{mqtt_extra}\n"
         "[smoothing]\nwindow_s = 1.0\nheartbeat_s = 1.0\n"
+        f"{extra}"
     )
     path = folder / "device.toml"
     path.write_text(text)

@@ -14,6 +14,7 @@ from device.config import (
     PASSWORD_ENV,
     ConfigError,
     DeviceConfig,
+    ThermalConfig,
     load_config,
     parse_config,
 )
@@ -82,9 +83,11 @@ def _documented_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        if annotation == ThermalConfig | None:
+            annotation = ThermalConfig
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys |= _documented_keys(annotation, f"{prefix}{name}.")
-        elif name != "rgb":
+        elif name not in ("rgb", "source"):
             keys.add(prefix + name)
     return keys
 
@@ -93,10 +96,21 @@ def test_example_config_mentions_every_key() -> None:
     text = EXAMPLE.read_text()
     missing = [k for k in _documented_keys(DeviceConfig) if k.split(".")[-1] not in text]
     assert missing == []
-    from device.config import OpencvConfig, PicameraConfig, ReplayConfig, SyntheticConfig
+    from device.config import (
+        LeptonSourceConfig,
+        OpencvConfig,
+        PicameraConfig,
+        PureThermalSourceConfig,
+        ReplayConfig,
+        SyntheticConfig,
+        ThermalReplayConfig,
+        ThermalSyntheticConfig,
+    )
 
-    for source in (PicameraConfig, OpencvConfig, ReplayConfig, SyntheticConfig):
-        assert all(f"{name} =" in text for name in source.model_fields)
+    sources = (PicameraConfig, OpencvConfig, ReplayConfig, SyntheticConfig)
+    thermal = (LeptonSourceConfig, PureThermalSourceConfig, ThermalReplayConfig)
+    for source in (*sources, *thermal, ThermalSyntheticConfig):
+        assert all(f"{name} =" in text for name in source.model_fields), source.__name__
     assert tomllib.loads(text)["device_id"] == "pi-01"
 
 
@@ -111,3 +125,13 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
     assert "device_id:" in res.stderr
     assert "rgb.synthetic.fps_hz:" in res.stderr
+
+
+def test_thermal_section_is_optional_and_checked() -> None:
+    assert parse_config(MINIMAL).thermal is None
+    lepton = {"source": {"type": "lepton", "spi_speed_hz": 18_000_000, "i2c_bus": 1}}
+    config = parse_config({**MINIMAL, "thermal": lepton})
+    assert config.thermal is not None and config.thermal.detector == "dlib_hog"
+    too_fast = {"source": {"type": "lepton", "spi_speed_hz": 30_000_000}}
+    with pytest.raises(ConfigError, match=r"thermal\.source\.lepton\.spi_speed_hz"):
+        parse_config({**MINIMAL, "thermal": too_fast})

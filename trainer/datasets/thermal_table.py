@@ -90,8 +90,8 @@ def _parse_temperature(text: str, where: str) -> float:
 # ---------------------------------------------------------------- sessions
 
 
-def rows_from_session(path: Path) -> list[ThermalRow]:
-    """One row per ROI per labelled frame of a thermal recording (unmeasurable ROIs skipped)."""
+def session_frames(path: Path) -> list[tuple[str, str, dict[str, float]]]:
+    """(subject, label, ROI -> °C) for every labelled frame of a thermal recording with a face."""
     try:
         recording = read_recording(path)
     except SourceUnavailable as exc:
@@ -101,15 +101,21 @@ def rows_from_session(path: Path) -> list[ThermalRow]:
         raise DatasetError(f"thermal session {path} has no metadata.subject")
     if not recording.radiometric:
         raise DatasetError(f"thermal session {path} holds raw counts, not temperatures")
-    rows = []
+    frames = []
     for index, label in enumerate(recording.labels()):
-        if label is None:
-            continue
-        rois = _frame_rois(recording, index)
-        if rois is None:
-            continue
-        means = rois.means()
-        rows += [ThermalRow(subject, label, roi, means[roi]) for roi in THERMAL_ROIS]
+        rois = None if label is None else _frame_rois(recording, index)
+        if label is not None and rois is not None:
+            frames.append((subject, label, rois.means()))
+    return frames
+
+
+def rows_from_session(path: Path) -> list[ThermalRow]:
+    """One row per ROI per labelled frame of a thermal recording (unmeasurable ROIs skipped)."""
+    rows = [
+        ThermalRow(subject, label, roi, means[roi])
+        for subject, label, means in session_frames(path)
+        for roi in THERMAL_ROIS
+    ]
     rows = [row for row in rows if math.isfinite(row.temp_c)]
     if not rows:
         raise DatasetError(f"thermal session {path} has no labelled frame with a measurable face")
@@ -125,6 +131,15 @@ def _frame_rois(recording: ThermalRecording, index: int) -> ThermalRois | None:
         x0, y0, x1, y1 = (float(v) for v in recording.face_boxes[index])
         return extract_thermal_rois(frame, face_box=Box(x0, y0, x1, y1))
     return None
+
+
+def session_paths(path: Path) -> list[Path]:
+    """One session file, or the sessions in a folder."""
+    if path.is_dir():
+        return _session_paths(path)
+    if not path.is_file():
+        raise DatasetError(f"thermal input {path} does not exist")
+    return [path]
 
 
 def _session_paths(folder: Path) -> list[Path]:
