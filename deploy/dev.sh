@@ -56,6 +56,7 @@ use_shared_folder() {
 install_system_packages
 setup_venv
 use_shared_folder
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # HGB OpenMP threads stall on shared cores
 export MPLCONFIGDIR=${MPLCONFIGDIR:-$(mktemp -d)}
 
 case "$action" in

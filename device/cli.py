@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_record(sub)
     _add_assets(sub)
     _add_classify(sub)
+    _add_lepton(sub)
     return parser
 
 
@@ -92,6 +93,37 @@ def _add_assets(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--config", type=Path, help="use this config's assets section")
     p.add_argument("--fetch", action="store_true", help="download what is missing")
     p.set_defaults(handler=cmd_assets)
+
+
+def _add_lepton(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("lepton", help="FLIR Lepton over SPI: capture, decode, bench, status")
+    lep = p.add_subparsers(required=True, metavar="ACTION")
+    d = lep.add_parser("decode", help="raw SPI capture → unique frames (.npz)")
+    d.add_argument("capture", type=Path)
+    d.add_argument("--out", type=Path, required=True, help="output .npz")
+    _add_layout_args(d)
+    d.set_defaults(handler=cmd_lepton_decode)
+    b = lep.add_parser("bench", help="parser cost per frame and a fuzz of mutated packets")
+    b.add_argument("--frames", type=Path, help="N x 120 x 160 uint16 .npy (default: asset)")
+    b.add_argument("--fuzz-packets", type=int, default=1_000_000, help="mutated, per model")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--json", type=Path, help="also write the figures here")
+    b.set_defaults(handler=cmd_lepton_bench)
+    c = lep.add_parser("capture", help="on a Pi: record raw SPI bytes for field debugging")
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--seconds", type=float, default=10.0)
+    c.add_argument("--device", type=Path, default=Path("/dev/spidev0.0"))
+    c.add_argument("--speed-hz", type=int, default=18_000_000)
+    _add_layout_args(c)
+    c.set_defaults(handler=cmd_lepton_capture)
+    s = lep.add_parser("status", help="on a Pi: ask the Lepton over I2C (CCI)")
+    s.add_argument("--i2c-bus", type=int, default=1)
+    s.set_defaults(handler=cmd_lepton_status)
+
+
+def _add_layout_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=int, choices=[2, 3], help="Lepton 2.x or 3.x")
+    p.add_argument("--telemetry", choices=["off", "header", "footer"])
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -190,6 +222,46 @@ def cmd_assets(args: argparse.Namespace) -> int:
             failures += 1
             print(f"{name}: MISSING ({exc})")
     return 1 if failures else 0
+
+
+def cmd_lepton_decode(args: argparse.Namespace) -> int:
+    from device.lepton_cli import layout_from_args, run_decode
+
+    print(run_decode(args.capture, args.out, layout_from_args(args.model, args.telemetry)))
+    return 0
+
+
+def cmd_lepton_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from device.lepton_cli import format_bench, run_bench
+
+    report = run_bench(args.frames, args.fuzz_packets, args.seed)
+    print("\n".join(format_bench(report)))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    failed = any(f["crashes"] or f["torn_frames"] or not f["recovered"] for f in report["fuzz"])
+    return 1 if failed else 0
+
+
+def cmd_lepton_capture(args: argparse.Namespace) -> int:
+    from device.lepton_cli import layout_from_args, run_capture
+    from device.sources.thermal.lepton.spi import SpiOptions
+    from device.sources.thermal.lepton.vospi import Layout
+
+    layout = layout_from_args(args.model, args.telemetry) or Layout()
+    options = SpiOptions(device=args.device, speed_hz=args.speed_hz, layout=layout)
+    written = run_capture(args.out, args.seconds, options)
+    print(f"captured {written} bytes to {args.out}; decode with `emotion-device lepton decode`")
+    return 0
+
+
+def cmd_lepton_status(args: argparse.Namespace) -> int:
+    from device.lepton_cli import run_status
+
+    for key, value in run_status(args.i2c_bus).items():
+        print(f"{key}: {value}")
+    return 0
 
 
 def install_signals(stop: Callable[[], None], reload: Callable[[], None]) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.features.blendshapes import FaceFeatures, FaceResult
-from device.features.schema import BLENDSHAPE_FEATURES, FEATURE_NAMES
+from device.features.schema import FEATURE_NAMES, RGB_FEATURES
 from device.features.thermal import ThermalExtractor, ThermalFace, ThermalResult
 from device.frames import RgbFrame, ThermalFrame
 from device.inference.fusion import fuse, restrict, shared_labels
@@ -49,7 +49,7 @@ class StepResult:
 def schema_vector(face: FaceFeatures) -> npt.NDArray[np.float32]:
     """The full FEATURE_NAMES row for an RGB-only face (thermal features are NaN)."""
     row = np.full(len(FEATURE_NAMES), np.nan, dtype=np.float32)
-    row[: len(BLENDSHAPE_FEATURES)] = face.blendshapes
+    row[: len(RGB_FEATURES)] = face.rgb_vector()
     return row
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from device.errors import EmotionEdgeError
+from trainer.datasets_cli import add_datasets_command
 from trainer.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="output folder (default: the device package's models/)"
     )
     _add(commands, "bench-fer", "the paper's table: RF vs HGB, both protocols", _bench)
+    _add_report(commands)
+    add_datasets_command(commands)
     for sub, out_help in ((ev, "metrics JSON"), (tr, "output folder (required)")):
         sub.add_argument("--out", type=Path, required=sub is tr, help=out_help)
     return parser
@@ -177,6 +180,58 @@ def _bench(args: argparse.Namespace) -> int:
     print(format_table(bench))
     if args.out:
         write_json(bench, args.out)
+    return 0
+
+
+def _add_report(commands: Any) -> None:
+    from trainer.evaluate import BACKENDS
+    from trainer.report import SMILE
+    from trainer.significance import DEFAULT_BOOTSTRAP
+
+    help_text = "FER2013 report: protocols, models, significance, figures (report.md)"
+    rp = _add(commands, "report", help_text, _report)
+    rp.add_argument("--out", type=Path, required=True, help="report folder")
+    protocols = ["cv5", "official"]
+    rp.add_argument("--protocol", nargs="+", choices=protocols, default=protocols)
+    models = ["random_forest", "hist_gradient_boosting"]
+    rp.add_argument("--model", nargs="+", choices=_model_names(), default=models)
+    rp.add_argument("--permutations", type=int, default=0, help="label permutations (0: none)")
+    rp.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP)
+    rp.add_argument("--feature", nargs="+", default=list(SMILE), help="Figure 2's feature(s)")
+    rp.add_argument("--backend", choices=BACKENDS, default="loky", help="joblib backend for folds")
+    rp.add_argument("--fold-jobs", type=int, default=1, help="folds at once (-1: all cores)")
+    rp.add_argument(
+        "--feature-set",
+        choices=("all", "blendshapes"),
+        default="all",
+        help="model inputs: every extracted feature, or the paper's 52 blendshapes only",
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from trainer.evaluate import parallel_backend
+    from trainer.report import ReportSettings, run_fer_report
+
+    settings = ReportSettings(
+        models=tuple(dict.fromkeys(args.model)),
+        seed=args.seed,
+        n_permutations=args.permutations,
+        n_boot=args.bootstrap,
+        features=tuple(args.feature),
+    )
+    prepared = _prepare(args)
+    protocols = tuple(dict.fromkeys(args.protocol))
+    command = [PROG, "report", "--data", str(_data_path(args.data)), "--out", str(args.out)]
+    command += ["--protocol", *protocols, "--model", *settings.models, "--seed", str(args.seed)]
+    command += ["--permutations", str(args.permutations), "--bootstrap", str(args.bootstrap)]
+    command += ["--min-face-confidence", str(args.min_face_confidence)]
+    command += ["--feature-set", args.feature_set]
+    with parallel_backend(args.backend, args.fold_jobs):
+        prefix = "blendshape." if args.feature_set == "blendshapes" else None
+        report = run_fer_report(
+            prepared, protocols, args.out, settings, command, feature_prefix=prefix
+        )
+    print(f"report: {report.markdown} ({len(report.figures)} figures)")
     return 0
 
 

@@ -1,89 +1,108 @@
-"""Evaluation protocols (stratified 5-fold CV, the official FER2013 split) and their metrics.
+"""The evaluation loop: any protocol of ``trainer.protocols``, any model, folds through joblib.
 
 Every score is given twice: on the rows where a face was found (what the model sees), and on all
 rows, where a row without a face counts as a prediction of the training majority class (what a
 user of the device would see). The majority-class baseline and the face coverage come with it.
+
+Folds run through ``joblib.Parallel`` without a fixed backend, so the caller chooses where they
+run: ``with joblib.parallel_config(backend="loky", n_jobs=2): ...``, or Dask or Ray (see
+``parallel_backend`` and docs/trainer.md, "Running evaluations on a cluster").
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support, recall_score
-from sklearn.model_selection import StratifiedKFold
+from joblib import Parallel, delayed, parallel_config
 from sklearn.pipeline import Pipeline
 
-from trainer.errors import DatasetError, UsageError
+from trainer.errors import UsageError
+from trainer.metrics import (
+    HEADLINE,
+    classification_metrics,
+    majority_class,
+    mean_std,
+    per_group_metrics,
+)
+from trainer.protocols import OfficialSplit, Protocol, StratifiedKFoldProtocol
 from trainer.train import DEFAULT_SEED, fit_model
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LabelledFeatures",
+    "ProtocolRun",
+    "classification_metrics",
+    "cross_validate",
+    "evaluate",
+    "official_split",
+    "parallel_backend",
+    "run_protocol",
+    "write_json",
+]
 
 PROTOCOLS = ("cv5", "official")
 CV_FOLDS = 5
 TRAIN_USAGE = ("Training",)
 TEST_USAGE = ("PrivateTest",)
-METRIC_KEYS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+METRIC_KEYS = HEADLINE
 SECTIONS = ("face_found", "all_rows", "majority_face_found", "majority_all_rows")
+BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
 class LabelledFeatures:
-    """One row per image: features (NaN without a face), labels and the dataset's split."""
+    """One row per image or frame: features (NaN without a face), labels, split, subject."""
 
     values: npt.NDArray[np.float32]
     face_found: npt.NDArray[np.bool_]
     labels: npt.NDArray[np.int64]
     usage: npt.NDArray[np.str_]
     class_names: tuple[str, ...]
+    subjects: npt.NDArray[Any] | None = None
 
 
-def classification_metrics(
-    y_true: npt.NDArray[np.int64], y_pred: npt.NDArray[np.int64], class_names: tuple[str, ...]
-) -> dict[str, Any]:
-    """Accuracy, macro precision/recall/F1 and recall per class (zero where undefined)."""
-    if len(y_true) == 0:
-        return {"n": 0}
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, average="macro", zero_division=0
-    )
-    per_class = recall_score(
-        y_true, y_pred, labels=list(range(len(class_names))), average=None, zero_division=0
-    )
-    return {
-        "n": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_precision": float(precision),
-        "macro_recall": float(recall),
-        "macro_f1": float(f1),
-        "recall_per_class": dict(zip(class_names, map(float, per_class), strict=True)),
-    }
-
-
-def score_split(
+def fit_predict(
     model_name: str,
     data: LabelledFeatures,
-    train_rows: npt.NDArray[np.int64],
-    test_rows: npt.NDArray[np.int64],
+    train_rows: IntArray,
+    test_rows: IntArray,
     seed: int = DEFAULT_SEED,
     **params: Any,
-) -> tuple[Pipeline, dict[str, Any]]:
-    """Fit on the training rows with a face, score the test rows; the model and its scores."""
+) -> tuple[Pipeline, IntArray, int]:
+    """Fit on the training rows with a face; predictions for every test row (majority if none)."""
     x, found, y = data.values, data.face_found, data.labels
     model = fit_model(model_name, x[train_rows], y[train_rows], found[train_rows], seed, **params)
+    majority = majority_class(y[train_rows])
     test_found = found[test_rows]
-    majority = int(np.bincount(y[train_rows]).argmax())
     predicted = np.full(len(test_rows), majority, dtype=np.int64)
     if test_found.any():
         predicted[test_found] = model.predict(x[test_rows][test_found])
+    return model, predicted, majority
+
+
+def split_scores(
+    data: LabelledFeatures,
+    train_rows: IntArray,
+    test_rows: IntArray,
+    predicted: IntArray,
+    majority: int,
+) -> dict[str, Any]:
+    """Scores of one split's predictions, with the baseline and the face coverage."""
+    found = data.face_found
+    test_found = found[test_rows]
     baseline = np.full(len(test_rows), majority, dtype=np.int64)
-    return model, {
-        **_sections(y[test_rows], predicted, baseline, test_found, data.class_names),
+    return {
+        **_sections(data.labels[test_rows], predicted, baseline, test_found, data.class_names),
         "majority_class": data.class_names[majority],
         "coverage_train": float(found[train_rows].mean()),
         "coverage_test": float(test_found.mean()),
@@ -93,10 +112,24 @@ def score_split(
     }
 
 
+def score_split(
+    model_name: str,
+    data: LabelledFeatures,
+    train_rows: IntArray,
+    test_rows: IntArray,
+    seed: int = DEFAULT_SEED,
+    **params: Any,
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Fit on the training rows with a face, score the test rows; the model and its scores."""
+    fitted = fit_predict(model_name, data, train_rows, test_rows, seed, **params)
+    model, predicted, majority = fitted
+    return model, split_scores(data, train_rows, test_rows, predicted, majority)
+
+
 def _sections(
-    y_true: npt.NDArray[np.int64],
-    predicted: npt.NDArray[np.int64],
-    baseline: npt.NDArray[np.int64],
+    y_true: IntArray,
+    predicted: IntArray,
+    baseline: IntArray,
     found: npt.NDArray[np.bool_],
     names: tuple[str, ...],
 ) -> dict[str, dict[str, Any]]:
@@ -108,22 +141,124 @@ def _sections(
     }
 
 
+@dataclass
+class ProtocolRun:
+    """Per-fold scores and the pooled out-of-fold predictions of one model under one protocol."""
+
+    protocol: str
+    model: str
+    seed: int
+    fold_names: list[str]
+    folds: list[dict[str, Any]]
+    test_rows: IntArray  # every fold's test rows, concatenated
+    fold_index: IntArray  # the fold of each of those rows
+    predicted: IntArray  # all-rows predictions (majority class where no face)
+    baseline: IntArray  # the fold's training majority class
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def fold_scores(self, section: str = "face_found", metric: str = "accuracy") -> list[float]:
+        return [float(fold[section].get(metric, np.nan)) for fold in self.folds]
+
+    def summary(self) -> dict[str, Any]:
+        return summarise(self.folds)
+
+    def pooled(self, data: LabelledFeatures) -> dict[str, dict[str, Any]]:
+        """Metrics over all out-of-fold predictions at once (confusion matrices come from here)."""
+        rows = self.test_rows
+        return _sections(
+            data.labels[rows],
+            self.predicted,
+            self.baseline,
+            data.face_found[rows],
+            data.class_names,
+        )
+
+    def per_subject(self, data: LabelledFeatures) -> dict[str, dict[str, Any]]:
+        """Metrics of each subject's pooled test rows with a face; empty without subjects."""
+        if data.subjects is None:
+            return {}
+        rows = self.test_rows[data.face_found[self.test_rows]]
+        keep = data.face_found[self.test_rows]
+        subjects = np.asarray(data.subjects)[rows]
+        return per_group_metrics(
+            data.labels[rows], self.predicted[keep], subjects, data.class_names
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        named = [{"fold": n, **f} for n, f in zip(self.fold_names, self.folds, strict=True)]
+        head = {"protocol": self.protocol, "model": self.model, "seed": self.seed}
+        return {**head, **self.summary(), "folds": named}
+
+
+def score_fold(
+    model_name: str,
+    data: LabelledFeatures,
+    train: IntArray,
+    test: IntArray,
+    seed: int,
+    *,
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], IntArray, int]:
+    _, predicted, majority = fit_predict(model_name, data, train, test, seed, **params)
+    return split_scores(data, train, test, predicted, majority), predicted, majority
+
+
+def protocol_splits(protocol: Protocol, data: LabelledFeatures) -> list[tuple[IntArray, IntArray]]:
+    """The protocol's (train, test) row indices on ``data``; subjects serve as groups."""
+    return list(protocol.split(data.values, data.labels, _split_groups(protocol, data)))
+
+
+def _split_groups(protocol: Protocol, data: LabelledFeatures) -> npt.NDArray[Any] | None:
+    from trainer.protocols import ClipGroupedKFold, LeaveOneSubjectOut
+
+    if isinstance(protocol, LeaveOneSubjectOut) and protocol.subjects is None:
+        return data.subjects
+    if isinstance(protocol, ClipGroupedKFold) and protocol.clips is None:
+        raise UsageError("clip-grouped K-fold needs the clip id of every row")
+    return None
+
+
+def run_protocol(
+    model_name: str,
+    data: LabelledFeatures,
+    protocol: Protocol,
+    seed: int = DEFAULT_SEED,
+    *,
+    n_jobs: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> ProtocolRun:
+    """Fit and score ``model_name`` on every split of ``protocol``, folds through joblib."""
+    params = dict(params or {})
+    splits = protocol_splits(protocol, data)
+    logger.info("%s: %s, %d splits", model_name, protocol.name, len(splits))
+    jobs = (delayed(score_fold)(model_name, data, tr, te, seed, params=params) for tr, te in splits)
+    outputs = Parallel(n_jobs=n_jobs)(jobs)
+    sizes = [len(test) for _, test in splits]
+    majorities = np.repeat([majority for _, _, majority in outputs], sizes)
+    return ProtocolRun(
+        protocol=protocol.name,
+        model=model_name,
+        seed=seed,
+        fold_names=protocol.fold_names(_split_groups(protocol, data)),
+        folds=[scores for scores, _, _ in outputs],
+        test_rows=_concat([test for _, test in splits]),
+        fold_index=np.repeat(np.arange(len(splits)), sizes).astype(np.int64),
+        predicted=_concat([predicted for _, predicted, _ in outputs]),
+        baseline=majorities.astype(np.int64),
+        params=params,
+    )
+
+
+def _concat(parts: list[IntArray]) -> IntArray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+
 def cross_validate(
     model_name: str, data: LabelledFeatures, seed: int = DEFAULT_SEED, **params: Any
 ) -> dict[str, Any]:
     """The paper's protocol: stratified 5-fold CV over all rows (shuffled with ``seed``)."""
-    splitter = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
-    folds = []
-    for fold, (train, test) in enumerate(splitter.split(data.values, data.labels)):
-        logger.info("%s: fold %d of %d", model_name, fold + 1, CV_FOLDS)
-        folds.append(score_split(model_name, data, train, test, seed, **params)[1])
-    return {
-        "protocol": "cv5",
-        "model": model_name,
-        "seed": seed,
-        **summarise(folds),
-        "folds": folds,
-    }
+    protocol = StratifiedKFoldProtocol(CV_FOLDS, seed)
+    return run_protocol(model_name, data, protocol, seed, params=params).to_dict()
 
 
 def summarise(folds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -131,29 +266,19 @@ def summarise(folds: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for section in SECTIONS:
         summary[section] = {
-            key: _mean_std([fold[section].get(key, np.nan) for fold in folds])
-            for key in METRIC_KEYS
+            key: mean_std([fold[section].get(key, np.nan) for fold in folds]) for key in METRIC_KEYS
         }
     for key in ("coverage_train", "coverage_test"):
-        summary[key] = _mean_std([fold[key] for fold in folds])
+        summary[key] = mean_std([fold[key] for fold in folds])
     return summary
-
-
-def _mean_std(values: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
 
 
 def official_split(
     model_name: str, data: LabelledFeatures, seed: int = DEFAULT_SEED, **params: Any
 ) -> tuple[Pipeline, dict[str, Any]]:
     """Train on ``Training``, test on ``PrivateTest``; the fitted model and its scores."""
-    train = np.flatnonzero(np.isin(data.usage, TRAIN_USAGE))
-    test = np.flatnonzero(np.isin(data.usage, TEST_USAGE))
-    if len(train) == 0 or len(test) == 0:
-        raise DatasetError(
-            "the official split needs rows with Usage Training and PrivateTest; "
-            f"this dataset has {sorted(set(data.usage.tolist()))}"
-        )
+    protocol = OfficialSplit(data.usage, TRAIN_USAGE, TEST_USAGE)
+    train, test = next(protocol.split(data.values))
     model, scores = score_split(model_name, data, train, test, seed, **params)
     split = {"train_usage": list(TRAIN_USAGE), "test_usage": list(TEST_USAGE)}
     return model, {"protocol": "official", "model": model_name, "seed": seed, **split, **scores}
@@ -172,6 +297,41 @@ def evaluate(
     if "official" in protocols:
         results["official"] = official_split(model_name, data, seed)[1]
     return results
+
+
+@contextmanager
+def parallel_backend(name: str = "loky", n_jobs: int | None = None) -> Iterator[None]:
+    """Run every joblib loop inside on backend ``name`` (Dask and Ray registered on demand).
+
+    Dask connects to ``$DASK_SCHEDULER_ADDRESS`` if set, else starts a local cluster; Ray joins
+    ``$RAY_ADDRESS`` if set, else starts locally.
+    """
+    if name not in BACKENDS:
+        raise UsageError(f"unknown joblib backend {name!r}; choose from {', '.join(BACKENDS)}")
+    with _cluster(name), parallel_config(backend=name, n_jobs=n_jobs):
+        yield
+
+
+@contextmanager
+def _cluster(name: str) -> Iterator[None]:
+    if name == "dask":
+        import os
+
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            needs = "backend 'dask' needs dask.distributed: pip install distributed"
+            raise UsageError(needs) from None
+        with Client(os.environ.get("DASK_SCHEDULER_ADDRESS")):
+            yield
+        return
+    if name == "ray":
+        try:
+            from ray.util.joblib import register_ray
+        except ImportError:
+            raise UsageError("backend 'ray' needs Ray: pip install 'ray[default]'") from None
+        register_ray()
+    yield
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:

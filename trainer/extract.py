@@ -31,13 +31,13 @@ from device.features.blendshapes import (
     grey_to_rgb,
     mediapipe_version,
 )
-from device.features.schema import BLENDSHAPE_FEATURES, FEATURE_SCHEMA_VERSION
+from device.features.schema import FEATURE_SCHEMA_VERSION, RGB_FEATURES
 
 logger = logging.getLogger(__name__)
 
 Span = tuple[int, int]  # [start, stop) rows of one chunk
 ChunkResult = tuple[Span, npt.NDArray[np.float32]]
-N_FEATURES = len(BLENDSHAPE_FEATURES)
+N_FEATURES = len(RGB_FEATURES)
 DEFAULT_CHUNK_SIZE = 500
 DEFAULT_TIMING_SAMPLE = 200
 DEFAULT_MIN_FACE_CONFIDENCE = 0.5  # the device's default (device.config FeaturesConfig)
@@ -96,7 +96,7 @@ def extract_features(images: npt.NDArray[np.uint8], config: ExtractionConfig) ->
     elapsed = time.perf_counter() - started
     values = np.concatenate([load_chunk(chunk_dir, span) for span in spans]) if spans else _empty()
     timings = _timings(images, missing, elapsed, config)
-    return Features(values, ~np.isnan(values[:, 0]), BLENDSHAPE_FEATURES, provenance, timings)
+    return Features(values, ~np.isnan(values[:, 0]), RGB_FEATURES, provenance, timings)
 
 
 def extraction_provenance(
@@ -187,12 +187,12 @@ def _run_pool(
 def extract_rows(
     extract: Callable[[npt.NDArray[np.uint8]], Any], images: npt.NDArray[np.uint8]
 ) -> npt.NDArray[np.float32]:
-    """One row of 52 blendshapes per grey image; NaN where no face was found."""
+    """One row of RGB features (blendshapes, geometry) per grey image; NaN without a face."""
     out = np.full((len(images), N_FEATURES), np.nan, dtype=np.float32)
     for row, grey in enumerate(images):
         result = extract(grey_to_rgb(grey))
         if isinstance(result, FaceFeatures):
-            out[row] = result.blendshapes
+            out[row] = result.rgb_vector()
     return out
 
 

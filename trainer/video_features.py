@@ -32,7 +32,7 @@ from device.features.blendshapes import (
     RunningMode,
     mediapipe_version,
 )
-from device.features.schema import BLENDSHAPE_FEATURES, FEATURE_SCHEMA_VERSION
+from device.features.schema import FEATURE_SCHEMA_VERSION, RGB_FEATURES
 from trainer.datasets.common import FRAME_STEP_S, Problem, VideoItem
 from trainer.datasets.table import FeatureTable
 from trainer.datasets.video_io import UnreadableVideo, sampled_frames
@@ -40,7 +40,7 @@ from trainer.extract import DEFAULT_MIN_FACE_CONFIDENCE, default_cache_dir
 
 logger = logging.getLogger(__name__)
 
-N_FEATURES = len(BLENDSHAPE_FEATURES)
+N_FEATURES = len(RGB_FEATURES)
 RUNNING_MODE: RunningMode = "image"
 _HASH_BLOCK = 1 << 20
 
@@ -192,7 +192,7 @@ def clip_features(extractor: BlendshapeExtractor, task: ClipTask) -> ClipFeature
             result = extractor.extract(rgb)
             indices.append(index)
             times.append(time_s)
-            rows.append(result.blendshapes if isinstance(result, FaceFeatures) else None)
+            rows.append(result.rgb_vector() if isinstance(result, FaceFeatures) else None)
     except UnreadableVideo as exc:
         return _empty_clip(str(exc))
     if not rows:
@@ -260,7 +260,7 @@ def assemble(
         parts.append((item, clip))
     table = FeatureTable(
         values=_concat([clip.values for _, clip in parts], (0, N_FEATURES), np.float32),
-        feature_names=BLENDSHAPE_FEATURES,
+        feature_names=RGB_FEATURES,
         subjects=_repeat(parts, lambda item: item.subject),
         labels=_repeat(parts, lambda item: item.label),
         clips=_repeat(parts, lambda item: item.clip),

@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from device.errors import ModelMismatch
+from device.features.geometry import POINTS as GEOMETRY_POINTS
+from device.features.geometry import geometry_features
 from device.features.schema import BLENDSHAPE_NAMES
 
 logger = logging.getLogger(__name__)
@@ -32,11 +34,26 @@ class FaceFeatures:
     Landmarks are converted to an array only when asked for (most steps never need them).
     """
 
-    __slots__ = ("_points", "blendshapes")
+    __slots__ = ("_points", "aspect", "blendshapes")
 
-    def __init__(self, blendshapes: npt.NDArray[np.float32], points: Any) -> None:
+    def __init__(
+        self, blendshapes: npt.NDArray[np.float32], points: Any, aspect: float = 1.0
+    ) -> None:
         self.blendshapes = blendshapes  # (52,) float32 in BLENDSHAPE_NAMES order
         self._points = points
+        self.aspect = aspect  # image width / height: landmarks are normalised per axis
+
+    def points_xy(self, indices: tuple[int, ...]) -> npt.NDArray[np.float32]:
+        """(len(indices), 2) normalised x, y of the chosen landmarks (cheaper than all 478)."""
+        if isinstance(self._points, np.ndarray):
+            return self._points[list(indices), :2]
+        pts = self._points
+        return np.array([(pts[i].x, pts[i].y) for i in indices], dtype=np.float32)
+
+    def rgb_vector(self) -> npt.NDArray[np.float32]:
+        """The RGB part of the feature schema: 52 blendshapes, then the geometry features."""
+        geometry = geometry_features(self.points_xy(GEOMETRY_POINTS), self.aspect)
+        return np.concatenate([self.blendshapes, geometry])
 
     @property
     def landmarks(self) -> npt.NDArray[np.float32]:
@@ -82,7 +99,7 @@ class BlendshapeExtractor:
             result = self._landmarker.detect_for_video(image, self._next_ts(ts_ms))
         else:
             result = self._landmarker.detect(image)
-        return _to_features(result)
+        return _to_features(result, rgb.shape[1] / rgb.shape[0])
 
     def close(self) -> None:
         if self._landmarker is not None:
@@ -158,11 +175,11 @@ def _contiguous(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return rgb if rgb.flags["C_CONTIGUOUS"] else np.ascontiguousarray(rgb)
 
 
-def _to_features(result: Any) -> FaceResult:
+def _to_features(result: Any, aspect: float) -> FaceResult:
     if not result.face_blendshapes:
         return NO_FACE
     categories = result.face_blendshapes[0]
     scores = np.fromiter((c.score for c in categories), dtype=np.float32, count=len(categories))
     if len(categories) != len(BLENDSHAPE_NAMES):
         raise ModelMismatch(f"landmarker returned {len(categories)} blendshapes, expected 52")
-    return FaceFeatures(scores, result.face_landmarks[0])
+    return FaceFeatures(scores, result.face_landmarks[0], aspect)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-FEATURE_SCHEMA_VERSION = 1
+from device.features.geometry import GEOMETRY_FEATURES
+
+FEATURE_SCHEMA_VERSION = 2  # v2: geometry features after the blendshapes
 
 # MediaPipe FaceLandmarker v2 blendshape categories, in the order the model outputs them.
 BLENDSHAPE_NAMES: tuple[str, ...] = (
@@ -66,7 +68,9 @@ BLENDSHAPE_FEATURES: tuple[str, ...] = tuple(f"blendshape.{name}" for name in BL
 THERMAL_FEATURES: tuple[str, ...] = tuple(
     f"thermal.{roi}.{stat}" for roi in THERMAL_ROIS for stat in ("mean_c", "delta_c")
 )
-FEATURE_NAMES: tuple[str, ...] = BLENDSHAPE_FEATURES + THERMAL_FEATURES
+# What one RGB face gives (FaceFeatures.rgb_vector), in this order.
+RGB_FEATURES: tuple[str, ...] = BLENDSHAPE_FEATURES + GEOMETRY_FEATURES
+FEATURE_NAMES: tuple[str, ...] = RGB_FEATURES + THERMAL_FEATURES
 
 
 def unknown_features(names: list[str] | tuple[str, ...]) -> list[str]:

@@ -7,17 +7,21 @@ from pathlib import Path
 import numpy as np
 
 from device.features.blendshapes import BlendshapeExtractor, FaceFeatures, grey_to_rgb
+from device.features.schema import RGB_FEATURES
+from device.pipeline import schema_vector
 from trainer.datasets.fer2013 import FerDataset
 from trainer.extract import ExtractionConfig, extract_features
 
 
 def direct_blendshapes(images: np.ndarray, landmarker_path: Path) -> np.ndarray:
+    """What the device's pipeline feeds its model: the RGB part of ``schema_vector``."""
     rows = []
+    n = len(RGB_FEATURES)
     with BlendshapeExtractor(landmarker_path, running_mode="image") as extractor:
         for grey in images:
             result = extractor.extract(grey_to_rgb(grey))
             found = isinstance(result, FaceFeatures)
-            rows.append(result.blendshapes if found else np.full(52, np.nan, np.float32))
+            rows.append(schema_vector(result)[:n] if found else np.full(n, np.nan, np.float32))
     return np.array(rows, dtype=np.float32)
 
 

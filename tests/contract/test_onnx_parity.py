@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.features.schema import BLENDSHAPE_FEATURES
+from device.features.schema import RGB_FEATURES
 from device.inference.classifier import load_onnxruntime
 from device.inference.manifest import check_manifest, read_manifest
 from trainer.datasets.fer2013 import FerDataset
@@ -55,7 +55,7 @@ def test_exported_model_matches_sklearn(
         tmp_path,
         "tiny",
         class_names=fer_slice.class_names,
-        feature_names=BLENDSHAPE_FEATURES,
+        feature_names=RGB_FEATURES,
         parity_rows=held_out,
         metrics={"note": "test"},
     )
@@ -70,7 +70,7 @@ def test_exported_model_matches_sklearn(
     np.testing.assert_allclose(onnx_p, sklearn_p, atol=1e-5)
     assert (onnx_p.argmax(1) == sklearn_p.argmax(1)).all()
     assert manifest.labels == list(fer_slice.class_names)
-    assert manifest.feature_names == list(BLENDSHAPE_FEATURES)
+    assert manifest.feature_names == list(RGB_FEATURES)
     assert manifest.metrics["onnx_parity"]["argmax_agreement_ties_allowed"] == 1.0
     assert manifest.software["skl2onnx"] and manifest.created.endswith("+00:00")
     check_manifest(manifest, result.onnx_path)  # the device accepts it
@@ -94,7 +94,7 @@ def test_size_budget_is_enforced(split: dict[str, np.ndarray], tmp_path: Path) -
             tmp_path,
             "big",
             class_names=tuple("abcdefg"),
-            feature_names=BLENDSHAPE_FEATURES,
+            feature_names=RGB_FEATURES,
             parity_rows=x[found],
             max_bytes=1000,
         )

@@ -14,7 +14,8 @@ ALLOWED = {
     "paho": {"device/publish/mqtt.py"},
     "picamera2": {"device/sources/picamera.py"},
     "amqtt": {"device/publish/embedded_broker.py"},
-    "spidev": {"device/sources/lepton/spi.py"},
+    "spidev": {"device/sources/thermal/lepton/spi.py"},
+    "smbus2": {"device/sources/thermal/lepton/cci.py"},
     "dlib": {"device/features/thermal_landmarks.py"},
     "cv2": {"device/sources/opencv.py"},
 }

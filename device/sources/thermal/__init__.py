@@ -1,8 +1,7 @@
 """Thermal sources: one interface, like the RGB sources in ``device/sources/base.py``.
 
-Only the Lepton-over-SPI driver lives here so far (``lepton/``). It is not wired into
-``device/config.py`` / ``device/service.py`` yet: that is for the owner of those files — see
-docs/thermal.md, "Wiring into the service".
+Implementations: ``lepton/`` (the project's own VoSPI driver over SPI, docs/thermal.md),
+``purethermal``, ``recording`` (replay), ``synthetic``; ``factory`` picks one from the config.
 """
 
 from __future__ import annotations
