@@ -82,7 +82,7 @@ def test_parity_check_rejects_a_different_model(split: dict[str, np.ndarray]) ->
     one = fit_model("hist_gradient_boosting", x[train], y[train], found[train], max_iter=5)
     other = fit_model("hist_gradient_boosting", x[train], y[train], found[train], max_iter=30)
     with pytest.raises(ParityError, match="ONNX and scikit-learn disagree"):
-        check_parity(to_onnx(one, 52), other, x[split["held_out"]])
+        check_parity(to_onnx(one, len(RGB_FEATURES)), other, x[split["held_out"]])
 
 
 def test_size_budget_is_enforced(split: dict[str, np.ndarray], tmp_path: Path) -> None:
@@ -104,4 +104,4 @@ def test_size_budget_is_enforced(split: dict[str, np.ndarray], tmp_path: Path) -
 def test_export_is_byte_reproducible(split: dict[str, np.ndarray]) -> None:
     x, y, found = split["x"], split["y"], split["found"]
     pipeline = fit_model("hist_gradient_boosting", x, y, found, max_iter=5)
-    assert to_onnx(pipeline, 52) == to_onnx(pipeline, 52)
+    assert to_onnx(pipeline, len(RGB_FEATURES)) == to_onnx(pipeline, len(RGB_FEATURES))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device.features.schema import RGB_FEATURES
 from trainer.cli import DATA_ENV, main
 
 
@@ -95,4 +96,6 @@ def test_extract_end_to_end_on_a_tiny_npz(
     stdout = capsys.readouterr().out
     assert "6 images, face found in" in stdout and "one landmarker on one core" in stdout
     with np.load(out) as saved:
-        assert saved["features"].shape == (6, 52) and saved["face_found"].dtype == bool
+        assert (
+            saved["features"].shape == (6, len(RGB_FEATURES)) and saved["face_found"].dtype == bool
+        )

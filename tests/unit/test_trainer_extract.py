@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from device.features.blendshapes import BlendshapeExtractor
-from device.features.schema import BLENDSHAPE_FEATURES
+from device.features.schema import RGB_FEATURES
 from trainer.datasets.fer2013 import FerDataset
 from trainer.extract import (
     ExtractionConfig,
@@ -53,8 +53,8 @@ def test_features_match_the_session_extraction(
     fer_slice_features: Features, fer_slice: FerDataset
 ) -> None:
     values, found = fer_slice_features.values, fer_slice_features.face_found
-    assert values.shape == (len(fer_slice), 52) and values.dtype == np.float32
-    assert fer_slice_features.feature_names == BLENDSHAPE_FEATURES
+    assert values.shape == (len(fer_slice), len(RGB_FEATURES)) and values.dtype == np.float32
+    assert fer_slice_features.feature_names == RGB_FEATURES
     assert np.isnan(values[~found]).all() and not np.isnan(values[found]).any()
     assert 0.75 < fer_slice_features.coverage < 1.0
     assert fer_slice_features.extraction_summary()["running_mode"] == "image"

@@ -10,6 +10,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
+from device.features.schema import RGB_FEATURES
 from trainer.datasets.fer2013 import FerDataset
 from trainer.errors import DatasetError, UsageError
 from trainer.evaluate import (
@@ -62,7 +63,7 @@ def test_fit_uses_only_rows_with_a_face(data: LabelledFeatures) -> None:
     model = fit_model(
         "hist_gradient_boosting", data.values, data.labels, data.face_found, **FAST_HGB
     )
-    assert model[-1].n_features_in_ == 52
+    assert model[-1].n_features_in_ == len(RGB_FEATURES)
     assert model[-1].n_iter_ == 20
     with pytest.raises(DatasetError, match="no training row has a face"):
         fit_model("random_forest", data.values, data.labels, np.zeros(len(data.labels), bool))
