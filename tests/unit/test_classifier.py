@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from device.errors import ModelMismatch
-from device.features.schema import FEATURE_NAMES
+from device.features.schema import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from device.inference.classifier import BUILTIN_MODEL, ModelHolder, OnnxClassifier
 from device.inference.manifest import manifest_path_for, sha256_of
 
@@ -88,7 +88,7 @@ def test_failed_reload_keeps_the_running_model(tmp_path: Path) -> None:
     edit_manifest(onnx, feature_schema_version=99)
     assert holder.reload() is False
     assert holder.current is before
-    edit_manifest(onnx, feature_schema_version=1)
+    edit_manifest(onnx, feature_schema_version=FEATURE_SCHEMA_VERSION)
     assert holder.reload() is True
     assert holder.current is not before
 

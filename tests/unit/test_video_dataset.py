@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from device.features.blendshapes import BlendshapeExtractor, FaceFeatures
+from device.features.schema import RGB_FEATURES
 from trainer.datasets.common import VideoItem, load_merge_map
 from trainer.datasets.video_io import (
     frame_samples,
@@ -161,13 +162,13 @@ def test_extraction_gives_one_row_per_sampled_frame(tmp_path: Path, landmarker_p
     assert table.clips.tolist() == ["a@0-0.3"] * 4 + ["sub/b@14-14.2"] * 3
     assert table.labels.tolist() == ["neutral"] * 4 + ["happy"] * 3
     assert np.allclose(table.times[:4], [0.0, 0.1, 0.2, 0.3])
-    assert table.face_found.all() and table.values.shape == (7, 52)
+    assert table.face_found.all() and table.values.shape == (7, len(RGB_FEATURES))
     assert result.timings["computed_frames"] == 7 and result.problems == ()
     with BlendshapeExtractor(landmarker_path, "image") as extractor:
         _, _, rgb = next(sampled_frames(items[1].path, 0.1, 14.0, 14.2))
         direct = extractor.extract(rgb)
     assert isinstance(direct, FaceFeatures)
-    assert np.allclose(table.values[4], direct.blendshapes, atol=1e-6)
+    assert np.allclose(table.values[4], direct.rgb_vector(), atol=1e-6)
     again = extract_video_features(items, config)
     assert again.timings["cached_clips"] == 2 and again.timings["computed_clips"] == 0
     assert np.array_equal(again.table.values, table.values)
