@@ -319,7 +319,9 @@ def run_capture(out: Path, seconds: float, options: SpiOptions) -> int:
     """On a Pi: raw SPI bytes to ``out`` for ``seconds`` (decode it anywhere)."""
     transport = SpiTransport(options)
     with CaptureWriter(
-        out, options.layout, {"device": str(options.device), "speed_hz": options.speed_hz}
+        out,
+        options.layout or Layout(),
+        {"device": str(options.device), "speed_hz": options.speed_hz},
     ) as writer:
         return capture(transport, writer, seconds)
 
@@ -340,3 +342,156 @@ def run_status(i2c_bus: int) -> dict[str, Any]:
         }
     finally:
         cci.close()
+
+
+# ------------------------------------------------------------------------- pipeline bench
+LEPTON_FACES = "thermal/lepton_chips_NONCOMMERCIAL/*.jpeg"  # 160 x 120 Lepton 3.5 images
+TFW_FACES = "thermal/tfw/*.png"  # 464 x 348 FLIR T540 images
+STAGES = ("parse", "detect", "rois", "features")
+
+
+@dataclass
+class PipelineRun:
+    """Per-stage seconds and the ROI method of every frame of one input."""
+
+    name: str
+    frames: int = 0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    methods: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> dict[str, Any]:
+        per_frame = {k: 1e3 * v / max(self.frames, 1) for k, v in self.seconds.items()}
+        total = sum(per_frame.values())
+        return {
+            "name": self.name,
+            "frames": self.frames,
+            "ms_per_frame": per_frame,
+            "total_ms": total,
+            "fps": 1e3 / total if total > 0 else float("inf"),
+            "methods": dict(self.methods),
+        }
+
+
+def _finder(detector: str) -> Any:
+    from device.assets import AssetResolver
+    from device.config import ThermalConfig, ThermalSyntheticConfig
+    from device.thermal_channel import face_finder
+
+    mirror = os.environ.get("EMOTION_EDGE_ASSET_MIRROR")
+    resolver = AssetResolver(Path(mirror) if mirror else None, allow_download=False)
+    config = ThermalConfig(source=ThermalSyntheticConfig(type="synthetic"), detector=detector)
+    return face_finder(config, resolver)
+
+
+def _parse_stream(frames: Words, layout: Layout, run: PipelineRun) -> list[npt.NDArray[np.float32]]:
+    """The frames as a VoSPI stream through the parser (spidev-sized reads) and to °C."""
+    from device.sources.thermal.lepton.vospi import Radiometry
+
+    data = vospi_stream(iter(frames), StreamSpec(layout))
+    size, radiometry = READ_PACKETS * PACKET_BYTES, Radiometry(tlinear=True)
+    start = time.perf_counter()
+    parser = VospiParser(layout)
+    out = [
+        radiometry.to_celsius(f.pixels)
+        for i in range(0, len(data), size)
+        for f in parser.feed(data[i : i + size])
+    ]
+    run.seconds["parse"] += time.perf_counter() - start
+    return out
+
+
+def _run_stages(finder: Any, celsius: list[npt.NDArray[np.float32]], run: PipelineRun) -> None:
+    """Detector → ROIs → baseline deltas and features, timed per stage."""
+    from device.features.baseline import BaselineSettings, PersonBaseline, feature_values
+    from device.features.thermal_roi import extract_thermal_rois
+
+    baseline = PersonBaseline(BaselineSettings(mode="rolling", window_s=300.0, calibration_s=60.0))
+    for index, frame in enumerate(celsius):
+        t0 = time.perf_counter()
+        boxes = finder(frame)
+        t1 = time.perf_counter()
+        run.frames += 1
+        run.seconds["detect"] += t1 - t0
+        if not boxes:
+            run.methods["no_face"] += 1
+            continue
+        rois = extract_thermal_rois(frame, face_box=boxes[0])
+        t2 = time.perf_counter()
+        means = rois.means()
+        feature_values(means, baseline.update(index / 8.7, means))
+        run.seconds["rois"] += t2 - t1
+        run.seconds["features"] += time.perf_counter() - t2
+        run.methods[f"roi_{rois.method}"] += 1
+
+
+def _synthetic_run(finder: Any, count: int) -> PipelineRun:
+    from device.sources.thermal.recording import to_units
+    from device.sources.thermal.synthetic import SyntheticThermalFace
+
+    face = SyntheticThermalFace(seed=0)
+    frames = np.stack([to_units(face.render(i), "centikelvin") for i in range(count)])
+    run = PipelineRun("synthetic radiometric faces, Lepton 3 VoSPI stream")
+    _run_stages(finder, _parse_stream(frames, Layout(3), run), run)
+    return run
+
+
+def _real_stream_run(finder: Any, frames_path: Path | None) -> PipelineRun:
+    """The 20 real Lepton 3 frames (raw counts, a night scene: no face) through everything."""
+    frames = load_sample_frames(frames_path)
+    run = PipelineRun("real Lepton 3 frames (CPTV, raw counts), VoSPI stream")
+    celsius = _parse_stream(frames, Layout(3), run)
+    _run_stages(finder, [(c - c.min()) * 0.01 + 20.0 for c in celsius], run)
+    return run
+
+
+def real_face_frames(assets: Path, pattern: str) -> list[npt.NDArray[np.float32]]:
+    """Real thermal face images (8-bit renderings) as pseudo-°C (20 + grey / 255 x 20)."""
+    from device.sources.opencv import read_image_rgb
+
+    images = []
+    for path in sorted(assets.glob(pattern)):
+        rgb = read_image_rgb(path)
+        if rgb is not None:  # grey palettes: R = G = B
+            images.append(20.0 + rgb.mean(axis=2, dtype=np.float32) / 255.0 * 20.0)
+    return images
+
+
+def _real_faces_run(finder: Any, assets: Path, pattern: str, repeats: int) -> PipelineRun | None:
+    """Each image ``repeats`` times; Lepton-sized ones go through a VoSPI stream first."""
+    from device.sources.thermal.recording import to_units
+
+    images = real_face_frames(assets, pattern)
+    if not images:
+        return None
+    run = PipelineRun(f"{pattern} ({len(images)} images x {repeats})")
+    frames = images * repeats
+    if images[0].shape == (120, 160):
+        stored = np.stack([to_units(f, "centikelvin") for f in frames])
+        frames = _parse_stream(stored, Layout(3), run)
+    _run_stages(finder, frames, run)
+    for key in run.methods:
+        run.methods[key] //= repeats
+    return run
+
+
+def run_pipeline_bench(frame_count: int, detector: str, frames_path: Path | None) -> dict[str, Any]:
+    """Thermal frames per second the pipeline sustains on this machine, per stage."""
+    finder = _finder(detector)
+    runs = [_synthetic_run(finder, frame_count), _real_stream_run(finder, frames_path)]
+    mirror = os.environ.get("EMOTION_EDGE_ASSET_MIRROR")
+    for pattern in (LEPTON_FACES, TFW_FACES) if mirror else ():
+        faces = _real_faces_run(finder, Path(mirror or "."), pattern, repeats=5)
+        runs += [faces] if faces is not None else []
+    return {"detector": detector, "runs": [r.summary() for r in runs]}
+
+
+def format_pipeline_bench(report: dict[str, Any]) -> list[str]:
+    lines = [f"thermal pipeline, detector {report['detector']} (one core, this machine):"]
+    for run in report["runs"]:
+        stages = ", ".join(f"{k} {v:.2f} ms" for k, v in run["ms_per_frame"].items())
+        methods = ", ".join(f"{k} {v}" for k, v in sorted(run["methods"].items()))
+        lines.append(
+            f"  {run['name']}: {run['frames']} frames; {stages}; total {run['total_ms']:.2f} ms "
+            f"= {run['fps']:.0f} frames/s; ROI methods: {methods}"
+        )
+    return lines

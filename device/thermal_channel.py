@@ -1,7 +1,10 @@
 """The thermal channel beside the RGB loop: its capture thread, ROI features, label and fusion.
 
-Opened only when the config has a ``[thermal]`` section. Without a thermal model it still
-measures faces and ROIs (so the status shows the camera works) but publishes no thermal or
+Opened only when the config has a ``[thermal]`` section. Without a 54-point thermal landmark
+model, the RGB loop hands each frame's face to ``observe_rgb`` and the ROIs are placed from
+the RGB landmarks mapped into the thermal image (``device/features/registration.py``) once
+the device has estimated that mapping; the landmarks stay in memory. Without a thermal model
+it still measures faces and ROIs (so the status shows the camera works) but publishes no thermal or
 fused label, and the status says that the device runs on RGB alone.
 """
 
@@ -19,6 +22,15 @@ import numpy.typing as npt
 from device.assets import AssetResolver
 from device.config import DeviceConfig, ThermalConfig
 from device.features.baseline import BaselineSettings, PersonBaseline
+from device.features.blendshapes import FaceFeatures
+from device.features.registration import (
+    MEDIAPIPE_TO_SF_TL54,
+    RegisteredLandmarks,
+    Registration,
+    RegistrationSettings,
+    RegistrationStore,
+    state_path,
+)
 from device.features.thermal import (
     Celsius,
     FaceFinder,
@@ -37,7 +49,13 @@ from device.publish.events import LabelEvent
 from device.sources.latest import CaptureThread, LatestFrame
 from device.sources.thermal.factory import create_thermal_source
 
-METHOD_KEYS = ("roi_landmarks", "roi_detector_box", "no_face", "not_radiometric")
+METHOD_KEYS = (
+    "roi_landmarks",
+    "roi_registered",
+    "roi_detector_box",
+    "no_face",
+    "not_radiometric",
+)
 MakeSmoother = Callable[[tuple[str, ...]], LabelSmoother]
 Probs = npt.NDArray[np.float32]
 
@@ -51,6 +69,17 @@ def face_finder(config: ThermalConfig, resolver: AssetResolver) -> FaceFinder:
         return detector.detect(to_grey8(celsius))
 
     return detect
+
+
+def registered_landmarks(config: ThermalConfig) -> RegisteredLandmarks | None:
+    """RGB landmarks mapped into the thermal image, unless a thermal landmark model is set."""
+    if config.landmarks_path is not None or not config.registration:
+        return None
+    settings = RegistrationSettings(
+        model=config.registration_model, drift_threshold=config.registration_drift
+    )
+    store = RegistrationStore(state_path(config.registration_path))
+    return RegisteredLandmarks(Registration(settings, store))
 
 
 def baseline_for(config: ThermalConfig) -> PersonBaseline:
@@ -75,8 +104,9 @@ class ThermalChannel:
         assert thermal is not None
         self.config = thermal
         landmarker = ThermalLandmarker(thermal.landmarks_path) if thermal.landmarks_path else None
+        self.registered = registered_landmarks(thermal)
         extractor = ThermalExtractor(
-            face_finder(thermal, resolver), baseline_for(thermal), landmarker
+            face_finder(thermal, resolver), baseline_for(thermal), landmarker, self.registered
         )
         self.classifier = _classifier(thermal.model_path)
         heartbeat = config.smoothing.heartbeat_s
@@ -105,6 +135,15 @@ class ThermalChannel:
         )
         self.capture.start()
         stack.callback(self.capture.stop)
+
+    def observe_rgb(self, face: FaceFeatures | None) -> None:
+        """This loop step's RGB face (None: none), for the registration; memory only."""
+        if self.registered is None:
+            return
+        if face is None:
+            self.registered.observe_rgb(None)
+            return
+        self.registered.observe_rgb(face.points_xy(MEDIAPIPE_TO_SF_TL54), face.aspect)
 
     def poll(self) -> LabelEvent | None:
         """Process the newest thermal frame, if one arrived since the last call."""

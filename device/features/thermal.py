@@ -2,8 +2,10 @@
 
 The face comes from a detector (IS2AI's HOG detector through ``thermal_landmarks``, or the
 warm-skin box below); its ROIs come from a 54-point landmark model when one is configured, else
-from the mean shape in the box. Each result records the method. Raw-count frames carry no
-temperatures, so they give no features (``NOT_RADIOMETRIC``).
+from the RGB camera's landmarks mapped into the thermal image (``registered``, when the
+registration has a transform and a fresh RGB face), else from the mean shape in the box. Each
+result records the method. Raw-count frames carry no temperatures, so they give no features
+(``NOT_RADIOMETRIC``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ NO_THERMAL_FACE = NoThermalFace("no_face")
 NOT_RADIOMETRIC = NoThermalFace("not_radiometric")
 ThermalResult = ThermalFace | NoThermalFace
 FaceFinder = Callable[[Celsius], list[Box]]
+# thermal face box, (width, height) of the frame → 54 mapped landmarks, or None
+MappedLandmarks = Callable[[Box, tuple[int, int]], npt.NDArray[np.float64] | None]
 
 
 def skin_box(celsius: Celsius) -> list[Box]:
@@ -73,10 +77,12 @@ class ThermalExtractor:
         find_faces: FaceFinder,
         baseline: PersonBaseline,
         landmarker: ThermalLandmarker | None = None,
+        registered: MappedLandmarks | None = None,
     ) -> None:
         self.find_faces = find_faces
         self.baseline = baseline
         self.landmarker = landmarker
+        self.registered = registered
 
     def extract(self, frame: ThermalFrame) -> ThermalResult:
         if not frame.radiometric:
@@ -85,10 +91,20 @@ class ThermalExtractor:
         if not faces:
             return NO_THERMAL_FACE
         box = faces[0]
-        landmarks = None
-        if self.landmarker is not None:
-            landmarks = self.landmarker.landmarks(to_grey8(frame.celsius), box)
-        rois = extract_thermal_rois(frame.celsius, landmarks=landmarks, face_box=box)
+        landmarks, method = self._landmarks(frame.celsius, box)
+        rois = extract_thermal_rois(
+            frame.celsius, landmarks=landmarks, face_box=box, landmark_method=method
+        )
         means = rois.means()
         deltas = self.baseline.update(frame.ts_s, means)
         return ThermalFace(feature_values(means, deltas), rois.method, box)
+
+    def _landmarks(
+        self, celsius: Celsius, box: Box
+    ) -> tuple[npt.NDArray[np.float64] | None, RoiMethod]:
+        if self.landmarker is not None:
+            return self.landmarker.landmarks(to_grey8(celsius), box), "landmarks"
+        if self.registered is not None:
+            height, width = celsius.shape
+            return self.registered(box, (int(width), int(height))), "registered"
+        return None, "landmarks"

@@ -23,8 +23,9 @@ ROI recipe (from ``../shared/docs/datasets.md``, "Thermal data"):
   brow-to-nose-tip distance above the brows and whose height is 0.6 x that distance.
 
 Placement methods (each result records which one placed it):
-- ``landmarks``: from a 54-point landmark set (a shape predictor, or RGB landmarks mapped into
-  the thermal image);
+- ``landmarks``: from a 54-point thermal shape predictor;
+- ``registered``: from the RGB camera's MediaPipe landmarks mapped into the thermal image by the
+  device's own camera-to-camera registration (``registration.py``), then the same recipe;
 - ``detector_box``: thermal-only, the mean 54-point shape ``MEAN_SHAPE`` scaled into a face
   detector's box, then the same recipe.
 """
@@ -41,7 +42,7 @@ import numpy.typing as npt
 
 from device.features.schema import THERMAL_ROIS
 
-RoiMethod = Literal["landmarks", "detector_box"]
+RoiMethod = Literal["landmarks", "detector_box", "registered"]
 FloatArray = npt.NDArray[np.float64]
 
 LANDMARK_COUNT = 54
@@ -280,10 +281,12 @@ def extract_thermal_rois(
     *,
     landmarks: npt.ArrayLike | None = None,
     face_box: Box | None = None,
+    landmark_method: RoiMethod = "landmarks",
 ) -> ThermalRois:
-    """ROIs from landmarks when there are some, else from the face detector's box."""
+    """ROIs from landmarks when there are some (placed by ``landmark_method``), else from the
+    face detector's box."""
     if landmarks is not None:
-        return measure_rois(celsius, place_rois_from_landmarks(landmarks))
+        return measure_rois(celsius, place_rois_from_landmarks(landmarks, landmark_method))
     if face_box is not None:
         return measure_rois(celsius, place_rois_from_box(face_box))
     raise ValueError("ROIs need landmarks or a face box")

@@ -39,6 +39,7 @@ STATUS_KEYS = frozenset(
         "thermal_faces",
         "thermal_dropped_frames",
         "thermal_roi_landmarks",  # frames whose ROIs were placed from 54 landmarks
+        "thermal_roi_registered",  # ... from RGB landmarks mapped by the registration
         "thermal_roi_detector_box",  # ... from the detector box and the mean shape
         "thermal_no_face",
         "thermal_not_radiometric",  # raw-count frames: no temperatures

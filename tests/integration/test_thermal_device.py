@@ -59,7 +59,8 @@ def test_thermal_and_fused_labels_are_published(
     assert all("+thermal_rois@" in e["model"] for e in fused)
     assert all(e["label"] in {"fear", "happy", "neutral", "no_face"} for e in fused)
     assert status["thermal"] == "thermal and fused labels"
-    assert status["thermal_frames"] > 20 and status["thermal_roi_detector_box"] > 20
+    placed = status["thermal_roi_detector_box"] + status["thermal_roi_registered"]
+    assert status["thermal_frames"] > 20 and placed > 20
 
 
 def test_without_a_thermal_model_the_device_says_rgb_only(

@@ -18,12 +18,19 @@ from device.sources.thermal import ThermalSource
 
 def _lepton(config: LeptonSourceConfig) -> ThermalSource:
     from device.sources.thermal.lepton.cci import LeptonCci, Smbus2Bus
-    from device.sources.thermal.lepton.source import LeptonSource
+    from device.sources.thermal.lepton.source import LeptonOptions, LeptonSource
     from device.sources.thermal.lepton.spi import SpiOptions, SpiTransport
+    from device.sources.thermal.lepton.vospi import Layout
 
-    transport = SpiTransport(SpiOptions(device=config.spi_device, speed_hz=config.spi_speed_hz))
+    model = None if config.model == "auto" else config.model
+    telemetry = None if config.telemetry == "auto" else config.telemetry
+    layout = Layout(model, telemetry) if model is not None and telemetry is not None else None
+    transport = SpiTransport(
+        SpiOptions(device=config.spi_device, speed_hz=config.spi_speed_hz, layout=layout)
+    )
     cci = LeptonCci(Smbus2Bus(config.i2c_bus)) if config.i2c_bus is not None else None
-    return LeptonSource(transport, cci=cci)
+    options = LeptonOptions(model=model, telemetry=telemetry)
+    return LeptonSource(transport, options, cci=cci, layout=layout)
 
 
 def _purethermal(config: PureThermalSourceConfig) -> ThermalSource:

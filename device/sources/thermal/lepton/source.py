@@ -5,6 +5,12 @@ re-sync policy on live transports: no unique frame for ``frame_timeout_s`` (or a
 the datasheet recommends) → idle /CS > 185 ms and start over; ``max_resyncs`` in a row without a
 frame → ``SourceUnavailable``. Frames taken during a flat-field correction (telemetry says so, or
 an FFC this source commanded is still running) are skipped.
+
+Layout (model and telemetry rows): an explicit ``layout``, else the transport's (a capture
+header), else ``LeptonOptions.model``/``telemetry`` when both are set, else detected from the
+first ``detect_bytes`` of the stream (packet numbers and packet 20's segment number; the
+telemetry location comes from CCI, else footer). With CCI and a configured telemetry mode, the
+source commands that mode at ``open()``.
 """
 
 from __future__ import annotations
@@ -16,8 +22,16 @@ from dataclasses import dataclass
 from device.errors import SourceUnavailable
 from device.frames import ThermalFrame
 from device.sources.thermal.lepton.cci import LeptonCci
-from device.sources.thermal.lepton.transport import LeptonTransport
-from device.sources.thermal.lepton.vospi import Layout, Radiometry, VospiFrame, VospiParser
+from device.sources.thermal.lepton.transport import Chunk, LeptonTransport
+from device.sources.thermal.lepton.vospi import (
+    Layout,
+    Model,
+    Radiometry,
+    TelemetryMode,
+    VospiFrame,
+    VospiParser,
+    detect_layout,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +45,9 @@ class LeptonOptions:
     max_resyncs: int = 5
     resync_on_crc_error: bool = True
     skip_ffc_frames: bool = True
+    model: Model | None = None  # None = detect from the packets
+    telemetry: TelemetryMode | None = None  # None = as the camera sends it (detected)
+    detect_bytes: int = 256 * 1024  # stream read before guessing an unknown layout
 
 
 @dataclass
@@ -61,21 +78,25 @@ class LeptonSource:
         self._last_frame_ts: float | None = None
         self._failed_resyncs = 0
         self._pending: list[tuple[VospiFrame, float]] = []
+        self._held: list[Chunk] = []  # chunks read to detect the layout, parsed afterwards
         self.parser = VospiParser(layout or Layout())
         self.counters = SourceCounters()
 
     def open(self) -> None:
         self.close()
         self._transport.open()
-        layout = self._layout or self._transport.layout or Layout()
-        self.parser = VospiParser(layout)
-        self._radiometry = self.options.radiometry
-        if self._radiometry is None and self._cci is not None and layout.telemetry == "off":
-            try:
+        self._held = []
+        try:
+            self._command_telemetry()
+            layout = self._layout or self._transport.layout or self._configured_layout()
+            layout = layout or self._detect_layout()
+            self.parser = VospiParser(layout)
+            self._radiometry = self.options.radiometry
+            if self._radiometry is None and self._cci is not None and layout.telemetry == "off":
                 self._radiometry = self._cci.radiometry()
-            except SourceUnavailable:
-                self._transport.close()
-                raise
+        except SourceUnavailable:
+            self._transport.close()
+            raise
         self._index, self._last_frame_ts, self._failed_resyncs = -1, None, 0
         self._pending = []
         self._closed = False
@@ -109,11 +130,49 @@ class LeptonSource:
             self._transport.close()
 
     # ------------------------------------------------------------------------- internals
+    def _command_telemetry(self) -> None:
+        mode = self.options.telemetry
+        if mode is not None and self._cci is not None:
+            self._cci.set_telemetry(mode != "off", "header" if mode == "header" else "footer")
+
+    def _configured_layout(self) -> Layout | None:
+        model, telemetry = self.options.model, self.options.telemetry
+        return Layout(model, telemetry) if model is not None and telemetry is not None else None
+
+    def _detect_layout(self) -> Layout:
+        """Model/telemetry from the stream; the chunks read are kept for the parser."""
+        for _ in range(self.options.max_resyncs + 1):
+            self._held = self._read_bytes(self.options.detect_bytes)
+            found = detect_layout(b"".join(c.data for c in self._held), self._location())
+            if found is not None:
+                model = self.options.model or found.model
+                return Layout(model, self.options.telemetry or found.telemetry)
+            if not self._transport.live:
+                break
+            self._transport.resync()
+        raise SourceUnavailable(
+            "the Lepton sent no valid VoSPI packets to tell its model from: check the wiring, "
+            "or set thermal.source.model and telemetry"
+        )
+
+    def _read_bytes(self, size: int) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        total = 0
+        while total < size and (chunk := self._transport.read()) is not None:
+            chunks.append(chunk)
+            total += len(chunk.data)
+        return chunks
+
+    def _location(self) -> TelemetryMode:
+        if self._cci is None:
+            return "footer"
+        return self._cci.telemetry() or "footer"
+
     def _next_unique(self) -> tuple[VospiFrame, float] | None:
         while not self._pending:
             if self._closed:  # close() from another thread: stop after the current chunk
                 return None
-            chunk = self._transport.read()
+            chunk = self._held.pop(0) if self._held else self._transport.read()
             if chunk is None:
                 return None
             if chunk.resync:

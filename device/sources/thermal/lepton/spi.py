@@ -33,6 +33,7 @@ CMDLINE_HINT = (
     "add spidev.bufsiz=65536 to /boot/firmware/cmdline.txt (one line) and reboot; "
     "check with `cat /sys/module/spidev/parameters/bufsiz`"
 )
+LARGEST_SEGMENT = Layout(3, "footer")  # 61 packets: reads fit any model when it is unknown
 INSTALL_HINT = "spidev is not importable: `pip install spidev` or `sudo apt install python3-spidev`"
 
 
@@ -40,7 +41,7 @@ INSTALL_HINT = "spidev is not importable: `pip install spidev` or `sudo apt inst
 class SpiOptions:
     device: Path = Path("/dev/spidev0.0")
     speed_hz: int = 18_000_000
-    layout: Layout = field(default_factory=Layout)
+    layout: Layout | None = field(default_factory=Layout)  # None = unknown: the source detects it
     bufsiz_path: Path = BUFSIZ_PATH
 
     def __post_init__(self) -> None:
@@ -116,7 +117,7 @@ class SpiTransport:
                 f"no SPI device {opts.device}: enable SPI (dtparam=spi=on in "
                 "/boot/firmware/config.txt), reboot, and check the Lepton is on that bus/CS"
             )
-        count = packets_per_read(read_bufsiz(opts.bufsiz_path), opts.layout)
+        count = packets_per_read(read_bufsiz(opts.bufsiz_path), opts.layout or LARGEST_SEGMENT)
         self._zeros = [0] * (count * PACKET_BYTES)
         self._spi = self._open_device()
         logger.info("Lepton on %s: %d packets per read", opts.device, count)
