@@ -3,6 +3,11 @@
 Each frame goes through a bare MediaPipe landmarker and through the full device step (landmarker,
 classifier, smoothing, publish) in the same run, alternating which goes first, so machine noise
 hits both alike. Frames are streamed, never all held in memory.
+
+With the fused bundle (the default model), every other pair of frames runs the blendshape-only
+model's device step instead, so both paths are timed side by side in the same run, each right
+after its landmarker as on the device; the report gives the fused path's stages (crop, CNN,
+blendshape model, stacker) and its extra cost over the blendshape-only path.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import numpy.typing as npt
 from device.assets import AssetResolver
 from device.features.blendshapes import BlendshapeExtractor, FaceFeatures, RunningMode
 from device.frames import RgbFrame
-from device.inference.classifier import ModelHolder, OnnxClassifier
+from device.inference.bundle import FusedModel
+from device.inference.classifier import ModelHolder
 from device.inference.smoothing import LabelSmoother
-from device.pipeline import Pipeline, schema_vector
+from device.pipeline import FaceModel, Pipeline
 from device.publish.memory import MemoryPublisher
 
 WARM_UP_FRAMES = 30  # device-only frames before timing starts
@@ -41,6 +47,7 @@ class BenchOptions:
     model: Path | None = None
     json_path: Path | None = None
     compare_modes: bool = False
+    builtin: str = "fused"
 
 
 @dataclass
@@ -53,6 +60,26 @@ class StageSamples:
     publish: list[float] = field(default_factory=list)
     device_step: list[float] = field(default_factory=list)
     classifier_smoothing: list[float] = field(default_factory=list)
+
+
+@dataclass
+class FusedSamples:
+    """The fused path's own stages, and the blendshape-only classifier stage beside it."""
+
+    crop: list[float] = field(default_factory=list)
+    cnn: list[float] = field(default_factory=list)
+    blendshapes: list[float] = field(default_factory=list)
+    fusion: list[float] = field(default_factory=list)
+    fused_classifier: list[float] = field(default_factory=list)
+    blendshape_only_classifier: list[float] = field(default_factory=list)
+
+    def add(self, model: FusedModel, classifier_s: float) -> None:
+        times = model.times
+        self.fused_classifier.append(classifier_s)
+        self.crop.append(times.crop_s)
+        self.cnn.append(times.cnn_s)
+        self.blendshapes.append(times.blendshapes_s)
+        self.fusion.append(times.fusion_s)
 
 
 def run_bench(options: BenchOptions) -> int:
@@ -74,30 +101,64 @@ def run_bench(options: BenchOptions) -> int:
 def bench_device(
     frames: Iterator[tuple[RgbFrame, float]], landmarker: Path, options: BenchOptions
 ) -> dict[str, object]:
-    models = ModelHolder(options.model)
+    models = ModelHolder(options.model, options.builtin)
     classifier = models.current
-    smoother = LabelSmoother(classifier.labels, 2.0, 0.35, 0.1)
     publisher = MemoryPublisher()
     publisher.start()
-    samples = StageSamples()
+    samples, fused = StageSamples(), FusedSamples()
     faces = 0
     with BlendshapeExtractor(landmarker, options.mode) as extractor:
-        pipeline = Pipeline(extractor, classifier, smoother, device_id="bench", heartbeat_s=1.0)
+        pipeline = _pipeline(extractor, classifier)
         device_rss_mb = _device_only_warm_up(frames, pipeline, WARM_UP_FRAMES)
+        baseline = (
+            _pipeline(extractor, classifier.blendshapes)
+            if isinstance(classifier, FusedModel)
+            else None
+        )
         with BlendshapeExtractor(landmarker, options.mode) as bare:
             last: RgbFrame | None = None
             cpu0, wall0 = time.process_time(), time.perf_counter()
             for last, decode_s in frames:
                 samples.decode.append(decode_s)
-                faces += _measure_frame(last, bare, pipeline, publisher, samples)
+                if baseline is not None and (last.index // 2) % 2 == 1:
+                    result = baseline.step(last)
+                    if result.face_found:
+                        fused.blendshape_only_classifier.append(result.times.classifier_s)
+                    continue
+                found = _measure_frame(last, bare, pipeline, publisher, samples)
+                faces += found
+                if found and isinstance(classifier, FusedModel):
+                    fused.add(classifier, samples.classifier[-1])
             cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
             warm_ms = _warm_classifier_ms(bare, classifier, last) if last else None
     publisher.stop()
     report = _summary(samples, faces, cpu_s, wall_s, mode=options.mode, model=classifier.name)
     report["classifier_warm_cache_ms"] = warm_ms
+    if baseline is not None:
+        report["fused_path"] = _fused_report(fused)
     report["peak_rss_mb"] = device_rss_mb
     report["peak_rss_mb_with_bare_landmarker"] = round(peak_rss_mb(), 1)
     return report
+
+
+def _pipeline(extractor: BlendshapeExtractor, model: FaceModel) -> Pipeline:
+    smoother = LabelSmoother(model.labels, 2.0, 0.35, 0.1)
+    return Pipeline(extractor, model, smoother, device_id="bench", heartbeat_s=1.0)
+
+
+def _fused_report(fused: FusedSamples) -> dict[str, object]:
+    """Fused stages, and its classifier stage against the blendshape-only one (faces only)."""
+    stages = {name: _stats_ms(values) for name, values in vars(fused).items()}
+    fused_mean = stages["fused_classifier"]["mean_ms"]
+    blend_mean = stages["blendshape_only_classifier"]["mean_ms"]
+    return {
+        "stages_ms": stages,
+        "extra_cost_ms": round(fused_mean - blend_mean, 4),
+        "frames": {
+            "fused": len(fused.crop),
+            "blendshape_only": len(fused.blendshape_only_classifier),
+        },
+    }
 
 
 def _device_only_warm_up(
@@ -114,7 +175,7 @@ def _device_only_warm_up(
 
 
 def _warm_classifier_ms(
-    extractor: BlendshapeExtractor, classifier: OnnxClassifier, frame: RgbFrame
+    extractor: BlendshapeExtractor, classifier: FaceModel, frame: RgbFrame
 ) -> float | None:
     """The classifier alone, called back to back on one face: its cost with warm CPU caches.
 
@@ -124,11 +185,10 @@ def _warm_classifier_ms(
     face = extractor.extract(frame.image, int(frame.ts_s * 1000) + 1)
     if not isinstance(face, FaceFeatures):
         return None
-    row = schema_vector(face)
     times = []
     for _ in range(200):
         t0 = time.perf_counter()
-        classifier.predict_proba(row)
+        classifier.predict_face(face, frame.image)
         times.append(time.perf_counter() - t0)
     return round(statistics.median(times) * 1000.0, 4)
 
@@ -231,8 +291,8 @@ def compare_modes(
             if isinstance(a, FaceFeatures) and isinstance(b, FaceFeatures):
                 both += 1
                 diffs.append(float(np.abs(a.blendshapes - b.blendshapes).max()))
-                pa = classifier.predict_proba(schema_vector(a))
-                pb = classifier.predict_proba(schema_vector(b))
+                pa = classifier.predict_face(a, frame.image)
+                pb = classifier.predict_face(b, frame.image)
                 agree += int(np.argmax(pa) == np.argmax(pb))
     return {
         "frames": len(times["image"]),

@@ -4,6 +4,10 @@ Each image goes through the same landmarker (IMAGE mode), feature vector and mod
 device. A file without a face gets the explicit ``no_face`` state and no probabilities, never a
 guess. With ``evaluate``, the name of each image's folder is its true label (``happy/x.jpg``),
 and a summary of accuracy, macro-F1 and face coverage follows.
+
+With ``pre_cropped`` (images that are already face crops, like FER2013's), an image in which the
+landmarker finds no face is still labelled by the bundle's CNN alone, on the image as it is; its
+JSON keeps ``"face": false`` (no landmarks were found). A blendshape-only model cannot do this.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import numpy.typing as npt
 from device.assets import AssetResolver
 from device.errors import EmotionEdgeError
 from device.features.blendshapes import BlendshapeExtractor, FaceFeatures
-from device.inference.classifier import ModelHolder, OnnxClassifier
-from device.pipeline import schema_vector
+from device.features.crop import whole_image_crop
+from device.inference.bundle import FusedModel
+from device.inference.classifier import ModelHolder
+from device.pipeline import FaceModel
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
 NO_FACE = "no_face"
@@ -57,6 +63,8 @@ class ClassifyOptions:
     min_face_confidence: float = 0.5
     as_json: bool = False
     evaluate: bool = False
+    builtin: str = "fused"  # the built-in model when ``model`` is None: fused or blendshapes
+    pre_cropped: bool = False
 
 
 def image_files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -80,28 +88,36 @@ def read_rgb(path: Path) -> npt.NDArray[np.uint8]:
 
 
 def classify_image(
-    path: Path, extractor: BlendshapeExtractor, classifier: OnnxClassifier
+    path: Path, extractor: BlendshapeExtractor, model: FaceModel, pre_cropped: bool = False
 ) -> Classified:
-    face = extractor.extract(read_rgb(path), 0)
-    if not isinstance(face, FaceFeatures):
-        return Classified(path, NO_FACE, {}, face=False)
-    probs = classifier.predict_proba(schema_vector(face))
-    labels = classifier.labels
+    image = read_rgb(path)
+    face = extractor.extract(image, 0)
+    if isinstance(face, FaceFeatures):
+        return _classified(path, model.labels, model.predict_face(face, image), face=True)
+    if pre_cropped and isinstance(model, FusedModel):
+        probs = model.predict_crop(whole_image_crop(image, model.crop_spec))
+        return _classified(path, model.labels, probs, face=False)
+    return Classified(path, NO_FACE, {}, face=False)
+
+
+def _classified(
+    path: Path, labels: Sequence[str], probs: npt.NDArray[np.float32], face: bool
+) -> Classified:
     best = int(np.argmax(probs))
     table = {label: round(float(p), 4) for label, p in zip(labels, probs, strict=True)}
-    return Classified(path, labels[best], table, face=True)
+    return Classified(path, labels[best], table, face=face)
 
 
 def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    classifier = ModelHolder(options.model).current
+    classifier = ModelHolder(options.model, options.builtin).current
     landmarker = AssetResolver().resolve("face_landmarker")
     results: list[Classified] = []
     failures = 0
     with BlendshapeExtractor(landmarker, "image", options.min_face_confidence) as extractor:
         for path in image_files(options.paths):
             try:
-                result = classify_image(path, extractor, classifier)
+                result = classify_image(path, extractor, classifier, options.pre_cropped)
             except UnreadableImage as exc:
                 print(f"emotion-device: {exc}", file=sys.stderr)
                 failures += 1

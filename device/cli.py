@@ -74,17 +74,27 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src.add_argument("--camera", type=int, help="OpenCV camera index")
     p.add_argument("--frames", type=int, default=0, help="frames to use (0 = whole video)")
     p.add_argument("--mode", choices=["image", "video"], default="image")
-    p.add_argument("--model", type=Path, help="model .onnx (default: the built-in model)")
+    p.add_argument(
+        "--model", type=Path, help="model .onnx or bundle .json (default: the built-in model)"
+    )
+    p.add_argument(
+        "--blendshapes-only", action="store_true", help="the built-in blendshape model alone"
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--compare-modes", action="store_true", help="IMAGE vs VIDEO features")
     p.set_defaults(handler=cmd_bench)
 
 
 def _add_record(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("record", help="record camera frames to a file (interactive only)")
+    p = sub.add_parser(
+        "record", help="record both cameras to local files (interactive only; stores images)"
+    )
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
-    p.add_argument("--out", type=Path, required=True, help="output .npz")
+    p.add_argument(
+        "--out", type=Path, required=True, help="RGB .npz; thermal goes to NAME.thermal.npz"
+    )
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--subject", default="subject", help="pseudonymous id stored with the session")
     p.set_defaults(handler=cmd_record)
 
 
@@ -108,6 +118,11 @@ def _add_lepton(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     b.add_argument("--fuzz-packets", type=int, default=1_000_000, help="mutated, per model")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--json", type=Path, help="also write the figures here")
+    b.add_argument(
+        "--pipeline", action="store_true", help="instead: thermal frames/s through the pipeline"
+    )
+    b.add_argument("--pipeline-frames", type=int, default=200, help="synthetic frames")
+    b.add_argument("--detector", choices=["dlib_hog", "skin_box"], default="dlib_hog")
     b.set_defaults(handler=cmd_lepton_bench)
     c = lep.add_parser("capture", help="on a Pi: record raw SPI bytes for field debugging")
     c.add_argument("--out", type=Path, required=True)
@@ -135,7 +150,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def _add_classify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("classify", help="label faces in image files or folders; publishes nothing")
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders")
-    p.add_argument("--model", type=Path, help=".onnx with its manifest (default: built-in)")
+    p.add_argument(
+        "--model", type=Path, help=".onnx with its manifest, or a bundle .json (default: built-in)"
+    )
+    p.add_argument(
+        "--blendshapes-only", action="store_true", help="the built-in blendshape model, no CNN"
+    )
+    p.add_argument(
+        "--pre-cropped",
+        action="store_true",
+        help="images are face crops already (like FER2013): label them even without landmarks",
+    )
     p.add_argument("--min-face-confidence", type=float, default=0.5, help="face threshold")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument(
@@ -153,6 +178,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         min_face_confidence=args.min_face_confidence,
         as_json=args.json,
         evaluate=args.evaluate,
+        builtin="blendshapes" if args.blendshapes_only else "fused",
+        pre_cropped=args.pre_cropped,
     )
     return run_classify(options)
 
@@ -188,22 +215,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
         model=args.model,
         json_path=args.json,
         compare_modes=args.compare_modes,
+        builtin="blendshapes" if args.blendshapes_only else "fused",
     )
     return run_bench(options)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
     from device.sources import create_rgb_source
-    from device.sources.recording import record_session
+    from device.sources.recording import record_cameras, refuse_unless_interactive
+    from device.sources.thermal.factory import create_thermal_source
 
+    refuse_unless_interactive()
     config = load_config(args.config)
-    source = create_rgb_source(config.rgb)
+    thermal = create_thermal_source(config.thermal.source) if config.thermal else None
+    sensor = config.thermal.source.type if config.thermal else "none"
     max_frames = int(args.seconds * 30) + 1  # frames stay in memory until the file is written
-    summary = record_session(source, args.out, seconds=args.seconds, max_frames=max_frames)
-    print(
-        f"recorded {summary.frame_count} frames ({summary.duration_s:.1f} s) to {summary.path}; "
-        "these are pictures of a person: keep the file on this unit and delete it after use"
+    summary = record_cameras(
+        create_rgb_source(config.rgb),
+        thermal,
+        args.out,
+        args.seconds,
+        max_frames,
+        subject=args.subject,
+        sensor=sensor,
     )
+    rgb = summary.rgb
+    print(f"recorded {rgb.frame_count} RGB frames ({rgb.duration_s:.1f} s) to {rgb.path}")
+    if summary.thermal_path is not None:
+        print(f"recorded {summary.thermal_frames} thermal frames to {summary.thermal_path}")
+    print("these are images of a person: keep the files on this unit and delete them after use")
     return 0
 
 
@@ -234,8 +274,19 @@ def cmd_lepton_decode(args: argparse.Namespace) -> int:
 def cmd_lepton_bench(args: argparse.Namespace) -> int:
     import json
 
-    from device.lepton_cli import format_bench, run_bench
+    from device.lepton_cli import (
+        format_bench,
+        format_pipeline_bench,
+        run_bench,
+        run_pipeline_bench,
+    )
 
+    if args.pipeline:
+        report = run_pipeline_bench(args.pipeline_frames, args.detector, args.frames)
+        print("\n".join(format_pipeline_bench(report)))
+        if args.json is not None:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        return 0
     report = run_bench(args.frames, args.fuzz_packets, args.seed)
     print("\n".join(format_bench(report)))
     if args.json is not None:

@@ -84,7 +84,12 @@ class FeaturesConfig(Section):
 
 
 class ModelConfig(Section):
-    path: Path | None = Field(None, description=".onnx with its .json manifest; none = built-in")
+    path: Path | None = Field(
+        None, description=".onnx with its .json manifest, or a bundle .json; none = built-in"
+    )
+    builtin: Literal["fused", "blendshapes"] = Field(
+        "fused", description="built-in model when no path: CNN + blendshapes, or blendshapes only"
+    )
 
 
 class SmoothingConfig(Section):
@@ -122,6 +127,14 @@ class LeptonSourceConfig(Section):
     spi_device: Path = Field(Path("/dev/spidev0.0"), description="spidev node (CS0)")
     spi_speed_hz: int = Field(18_000_000, ge=1_000_000, le=20_000_000, description="SPI clock")
     i2c_bus: int | None = Field(1, ge=0, description="/dev/i2c-N for CCI; none = no CCI")
+    model: Literal[2, 3, "auto"] = Field(
+        "auto", description="2 = Lepton 2.x 80x60, 3 = Lepton 3.x 160x120, auto = from packets"
+    )
+    telemetry: Literal["off", "header", "footer", "auto"] = Field(
+        "auto",
+        description="telemetry rows: off/header/footer (set over CCI when i2c_bus is set); "
+        "auto = as the camera sends it (location asked over CCI, else footer)",
+    )
 
 
 class PureThermalSourceConfig(Section):
@@ -170,6 +183,16 @@ class ThermalConfig(Section):
     baseline_mode: Literal["rolling", "calibration"] = "rolling"
     baseline_window_s: float = Field(300.0, gt=0, description="rolling baseline length")
     calibration_s: float = Field(60.0, gt=0, description="calm period (calibration mode)")
+    registration: bool = Field(
+        True, description="without landmarks_path: map RGB landmarks into the thermal image"
+    )
+    registration_path: Path | None = Field(
+        None, description="transform JSON; none = $STATE_DIRECTORY or /var/lib/emotion-edge"
+    )
+    registration_model: Literal["similarity", "affine"] = "similarity"
+    registration_drift: float = Field(
+        0.12, gt=0, le=1, description="residual (fraction of face width) that means drift"
+    )
 
 
 class AssetsConfig(Section):

@@ -30,6 +30,17 @@ class Classifier(Protocol):
     def predict_proba(self, schema_vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
 
 
+class FaceModel(Protocol):
+    """An RGB model: one face (and its frame, for a crop) → probabilities in ``labels`` order."""
+
+    labels: tuple[str, ...]
+    name: str
+
+    def predict_face(
+        self, face: FaceFeatures, image: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.float32]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class StepTimes:
     landmarker_s: float
@@ -44,6 +55,7 @@ class StepResult:
     face_found: bool
     times: StepTimes
     probs: npt.NDArray[np.float32] | None = None  # this frame's probabilities (before smoothing)
+    face: FaceFeatures | None = None  # this frame's face (landmarks in memory only), if found
 
 
 def schema_vector(face: FaceFeatures) -> npt.NDArray[np.float32]:
@@ -89,7 +101,7 @@ class Pipeline:
     def __init__(
         self,
         extractor: Extractor,
-        classifier: Classifier,
+        classifier: FaceModel,
         smoother: LabelSmoother,
         *,
         device_id: str,
@@ -107,13 +119,14 @@ class Pipeline:
         t1 = time.perf_counter()
         probs = None
         if isinstance(face, FaceFeatures):
-            probs = self.classifier.predict_proba(schema_vector(face))
+            probs = self.classifier.predict_face(face, frame.image)
         t2 = time.perf_counter()
         smoothed = self.smoother.update(frame.ts_s, probs)
         event = self.gate.offer(frame.ts_s, self.smoother, smoothed, self.classifier.name)
         t3 = time.perf_counter()
         times = StepTimes(t1 - t0, t2 - t1, t3 - t2)
-        return StepResult(event, smoothed, probs is not None, times, probs)
+        found = face if isinstance(face, FaceFeatures) else None
+        return StepResult(event, smoothed, probs is not None, times, probs, found)
 
 
 @dataclass(frozen=True, slots=True)

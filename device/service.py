@@ -117,7 +117,7 @@ class DeviceService:
         landmarker = asset_resolver(self.config).resolve(
             "face_landmarker", self.config.features.landmarker_path
         )
-        models = ModelHolder(self.config.model.path)
+        models = ModelHolder(self.config.model.path, self.config.model.builtin)
         f = self.config.features
         extractor = stack.enter_context(
             BlendshapeExtractor(landmarker, f.running_mode, f.min_face_confidence)
@@ -173,6 +173,7 @@ class DeviceService:
     def _thermal_step(self, ts_s: float, result: StepResult, model: str) -> None:
         if self.thermal is None:
             return
+        self.thermal.observe_rgb(result.face)  # landmarks for the registration, memory only
         for event in (self.thermal.poll(), self.thermal.fuse(ts_s, result.probs, model)):
             if event is not None:
                 self.stats.events += 1

@@ -42,7 +42,7 @@ class ExportResult:
     manifest: ModelManifest
 
 
-def to_onnx(pipeline: Pipeline, n_features: int) -> bytes:
+def to_onnx(pipeline: Pipeline, n_features: int, input_name: str = INPUT_NAME) -> bytes:
     """The serialised ONNX graph of a fitted classifier pipeline (opsets as low as possible)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
@@ -50,7 +50,7 @@ def to_onnx(pipeline: Pipeline, n_features: int) -> bytes:
     n_classes = len(pipeline.classes_)
     model = convert_sklearn(
         pipeline,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+        initial_types=[(input_name, FloatTensorType([None, n_features]))],
         final_types=[
             (LABEL_OUTPUT, Int64TensorType([None])),
             (PROBABILITIES_OUTPUT, FloatTensorType([None, n_classes])),

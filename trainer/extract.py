@@ -36,7 +36,9 @@ from device.features.schema import FEATURE_SCHEMA_VERSION, RGB_FEATURES
 logger = logging.getLogger(__name__)
 
 Span = tuple[int, int]  # [start, stop) rows of one chunk
-ChunkResult = tuple[Span, npt.NDArray[np.float32]]
+Arrays = dict[str, npt.NDArray[Any]]  # what one chunk holds, by name
+ChunkResult = tuple[Span, Arrays]
+RowsFn = Callable[[Callable[[npt.NDArray[np.uint8]], Any], npt.NDArray[np.uint8]], Arrays]
 N_FEATURES = len(RGB_FEATURES)
 DEFAULT_CHUNK_SIZE = 500
 DEFAULT_TIMING_SAMPLE = 200
@@ -83,20 +85,33 @@ class Features:
 def extract_features(images: npt.NDArray[np.uint8], config: ExtractionConfig) -> Features:
     """Blendshapes for every grey image, computing only the chunks not yet in the cache."""
     provenance = extraction_provenance(images, config)
-    chunk_dir = config.cache_dir / provenance["cache_key"]
+    arrays, timings = cached_rows(images, config, provenance["cache_key"], extract_rows)
+    values = arrays["features"] if len(images) else _empty()
+    return Features(values, ~np.isnan(values[:, 0]), RGB_FEATURES, provenance, timings)
+
+
+def cached_rows(
+    images: npt.NDArray[np.uint8], config: ExtractionConfig, cache_key: str, rows: RowsFn
+) -> tuple[Arrays, dict[str, Any]]:
+    """``rows`` over every image, computing only the chunks not yet cached under ``cache_key``."""
+    chunk_dir = config.cache_dir / cache_key
     chunk_dir.mkdir(parents=True, exist_ok=True)
     spans = chunk_spans(len(images), config.chunk_size)
     missing = [span for span in spans if not chunk_path(chunk_dir, span).is_file()]
     logger.info(
-        "features: %d of %d chunks cached in %s", len(spans) - len(missing), len(spans), chunk_dir
+        "%s: %d of %d chunks cached in %s",
+        cache_key,
+        len(spans) - len(missing),
+        len(spans),
+        chunk_dir,
     )
     started = time.perf_counter()
-    for span, values in compute_chunks(images, missing, config):
+    for span, values in compute_chunks(images, missing, config, rows):
         save_chunk(chunk_dir, span, values)
     elapsed = time.perf_counter() - started
-    values = np.concatenate([load_chunk(chunk_dir, span) for span in spans]) if spans else _empty()
-    timings = _timings(images, missing, elapsed, config)
-    return Features(values, ~np.isnan(values[:, 0]), RGB_FEATURES, provenance, timings)
+    chunks = [load_chunk(chunk_dir, span) for span in spans]
+    arrays = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]} if chunks else {}
+    return arrays, _timings(images, missing, elapsed, config)
 
 
 def extraction_provenance(
@@ -132,52 +147,63 @@ def chunk_path(chunk_dir: Path, span: Span) -> Path:
     return chunk_dir / f"rows_{span[0]:08d}_{span[1]:08d}.npz"
 
 
-def save_chunk(chunk_dir: Path, span: Span, values: npt.NDArray[np.float32]) -> None:
+def save_chunk(chunk_dir: Path, span: Span, values: Arrays) -> None:
     """Write atomically: a killed run leaves whole chunks or none."""
     with tempfile.NamedTemporaryFile(dir=chunk_dir, suffix=".tmp", delete=False) as handle:
-        np.savez(handle, features=values)
+        np.savez(handle, **values)  # type: ignore[arg-type]
     Path(handle.name).replace(chunk_path(chunk_dir, span))
 
 
-def load_chunk(chunk_dir: Path, span: Span) -> npt.NDArray[np.float32]:
+def load_chunk(chunk_dir: Path, span: Span) -> Arrays:
     with np.load(chunk_path(chunk_dir, span)) as data:
-        values: npt.NDArray[np.float32] = data["features"].astype(np.float32)
-    return values
+        return {key: data[key] for key in data.files}
 
 
 def compute_chunks(
-    images: npt.NDArray[np.uint8], spans: list[Span], config: ExtractionConfig
+    images: npt.NDArray[np.uint8],
+    spans: list[Span],
+    config: ExtractionConfig,
+    rows: RowsFn | None = None,
 ) -> Iterator[ChunkResult]:
     """Chunks as they finish (any order), with a progress bar over images."""
     if not spans:
         return
     total = sum(stop - start for start, stop in spans)
     jobs = max(1, min(config.jobs, len(spans)))
-    bar = tqdm(total=total, unit="img", desc="blendshapes", disable=not config.progress)
+    rows = rows or extract_rows
+    bar = tqdm(total=total, unit="img", desc=rows.__name__, disable=not config.progress)
     with bar:
         run = _run_serial if jobs == 1 else _run_pool
-        for span, values in run(images, spans, config, jobs):
+        for span, values in run(images, spans, config, jobs, rows):
             bar.update(span[1] - span[0])
             yield span, values
 
 
 def _run_serial(
-    images: npt.NDArray[np.uint8], spans: list[Span], config: ExtractionConfig, jobs: int
+    images: npt.NDArray[np.uint8],
+    spans: list[Span],
+    config: ExtractionConfig,
+    jobs: int,
+    rows: RowsFn,
 ) -> Iterator[ChunkResult]:
     with _extractor(config) as extractor:
         for start, stop in spans:
-            yield (start, stop), extract_rows(extractor.extract, images[start:stop])
+            yield (start, stop), rows(extractor.extract, images[start:stop])
 
 
 def _run_pool(
-    images: npt.NDArray[np.uint8], spans: list[Span], config: ExtractionConfig, jobs: int
+    images: npt.NDArray[np.uint8],
+    spans: list[Span],
+    config: ExtractionConfig,
+    jobs: int,
+    rows: RowsFn,
 ) -> Iterator[ChunkResult]:
     # spawn: a forked child would inherit MediaPipe's threads and locks in an unknown state.
     context = multiprocessing.get_context("spawn")
     init_args = (config.landmarker_path, config.running_mode, config.min_face_confidence)
     with context.Pool(jobs, initializer=_init_worker, initargs=init_args) as pool:
-        tasks: Iterable[tuple[Span, npt.NDArray[np.uint8]]] = (
-            ((start, stop), images[start:stop]) for start, stop in spans
+        tasks: Iterable[tuple[Span, npt.NDArray[np.uint8], RowsFn]] = (
+            ((start, stop), images[start:stop], rows) for start, stop in spans
         )
         yield from pool.imap_unordered(_worker_chunk, tasks)
         pool.close()
@@ -186,14 +212,14 @@ def _run_pool(
 
 def extract_rows(
     extract: Callable[[npt.NDArray[np.uint8]], Any], images: npt.NDArray[np.uint8]
-) -> npt.NDArray[np.float32]:
+) -> Arrays:
     """One row of RGB features (blendshapes, geometry) per grey image; NaN without a face."""
     out = np.full((len(images), N_FEATURES), np.nan, dtype=np.float32)
     for row, grey in enumerate(images):
         result = extract(grey_to_rgb(grey))
         if isinstance(result, FaceFeatures):
             out[row] = result.rgb_vector()
-    return out
+    return {"features": out}
 
 
 _WORKER: BlendshapeExtractor | None = None
@@ -211,11 +237,11 @@ def _init_worker(landmarker_path: Path, running_mode: RunningMode, min_conf: flo
     mp_util.Finalize(_WORKER, _WORKER.close, exitpriority=10)
 
 
-def _worker_chunk(task: tuple[Span, npt.NDArray[np.uint8]]) -> ChunkResult:
-    span, images = task
+def _worker_chunk(task: tuple[Span, npt.NDArray[np.uint8], RowsFn]) -> ChunkResult:
+    span, images, rows = task
     if _WORKER is None:
         raise RuntimeError("extraction worker used before its initializer ran")
-    return span, extract_rows(_WORKER.extract, images)
+    return span, rows(_WORKER.extract, images)
 
 
 def measure_landmarker_rate(images: npt.NDArray[np.uint8], config: ExtractionConfig) -> float:

@@ -11,7 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 from device.errors import ModelMismatch
-from device.features.schema import FEATURE_NAMES
+from device.features.blendshapes import FaceFeatures
+from device.features.schema import FEATURE_NAMES, RGB_FEATURES
 from device.inference.manifest import (
     ModelManifest,
     check_manifest,
@@ -21,7 +22,10 @@ from device.inference.manifest import (
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_MODEL = Path(__file__).resolve().parent.parent / "models" / "fer2013_blendshapes_hgb.onnx"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+BUILTIN_BLENDSHAPES = MODELS_DIR / "fer2013_blendshapes_hgb.onnx"
+BUILTIN_FUSED = MODELS_DIR / "fer2013_fused.json"  # CNN + blendshapes (device.inference.bundle)
+BUILTIN_MODEL = BUILTIN_BLENDSHAPES
 _SCHEMA_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
@@ -45,6 +49,17 @@ class OnnxClassifier:
         row = schema_vector[self._columns].reshape(1, -1)
         (probs,) = self._session.run(self._output, {self._input: row})
         return np.asarray(probs[0], dtype=np.float32)
+
+    def predict_face(self, face: FaceFeatures, image: object = None) -> npt.NDArray[np.float32]:
+        """Probabilities for one RGB face (the frame is not needed by a schema model)."""
+        row = np.full(len(FEATURE_NAMES), np.nan, dtype=np.float32)
+        row[: len(RGB_FEATURES)] = face.rgb_vector()
+        return self.predict_proba(row)
+
+    def predict_rows(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Probabilities for many rows of the manifest's own columns (the trainer's batches)."""
+        (probs,) = self._session.run(self._output, {self._input: rows.astype(np.float32)})
+        return np.asarray(probs, dtype=np.float32)
 
     def _check_io(self, onnx_path: Path) -> None:
         inputs = [i.name for i in self._session.get_inputs()]
@@ -91,18 +106,36 @@ def open_session(onnx_path: Path) -> Any:
 class ModelHolder:
     """The model in service; a failed reload keeps the previous model running."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path or BUILTIN_MODEL
-        self.current = OnnxClassifier(self.path)
+    def __init__(self, path: Path | None, builtin: str = "fused") -> None:
+        self.path = path or builtin_model(builtin)
+        self.current = load_rgb_model(self.path)
 
     def reload(self, path: Path | None = None) -> bool:
         """Load ``path`` (default: the same file again); on any problem log it and keep the old."""
         target = path or self.path
         try:
-            candidate = OnnxClassifier(target)
+            candidate = load_rgb_model(target)
         except ModelMismatch as exc:
             logger.error("model not replaced, still running %s: %s", self.current.name, exc)
             return False
         self.current, self.path = candidate, target
         logger.info("model now %s", candidate.name)
         return True
+
+
+def builtin_model(kind: str = "fused") -> Path:
+    """The shipped model: the fused bundle when it is shipped and asked for, else blendshapes."""
+    if kind == "fused" and BUILTIN_FUSED.is_file():
+        return BUILTIN_FUSED
+    return BUILTIN_BLENDSHAPES
+
+
+def load_rgb_model(path: Path) -> Any:
+    """An ``OnnxClassifier`` for a .onnx, a ``FusedModel`` for a bundle manifest (.json)."""
+    from device.inference.bundle import FusedModel, is_bundle
+
+    if is_bundle(path):
+        return FusedModel(path)
+    if path.suffix == ".json":
+        raise ModelMismatch(f"{path} is not a model bundle; give a bundle .json or a model .onnx")
+    return OnnxClassifier(path)

@@ -1,0 +1,137 @@
+"""The aligned grey face crop: one pure function shared by the trainer and the device.
+
+A similarity transform (rotation, scale, shift; no shear) puts the centres of both eyes, taken
+from MediaPipe's eye corners, at fixed places of a square grey crop, so the CNN sees every face
+upright at the same size wherever it is in the frame. The trainer makes its FER2013 crops with
+exactly this function and the manifest records the ``CropSpec``, so training and serving cannot
+drift. The crop lives in memory only: it is never published and never written to disk.
+
+The default geometry matches FER2013's own framing (median over 361 of its faces: eye line at
+39 % of the height, eye centres 36 % of the width apart), so FER's original images and aligned
+crops look alike to the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# MediaPipe FaceMesh indices of each eye's two corners ("left"/"right" as seen in the image).
+LEFT_EYE_CORNERS = (33, 133)
+RIGHT_EYE_CORNERS = (362, 263)
+CROP_POINTS = LEFT_EYE_CORNERS + RIGHT_EYE_CORNERS
+CROP_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CropSpec:
+    """Where the eyes land in the crop, as fractions of its side."""
+
+    size: int = 48
+    eye_distance: float = 0.36  # distance between the two eye centres / crop width
+    eye_line: float = 0.39  # height of the eye centres / crop height
+    version: int = CROP_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> CropSpec:
+        return cls(**{key: raw[key] for key in ("size", "eye_distance", "eye_line", "version")})
+
+
+DEFAULT_CROP = CropSpec()
+
+
+GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as OpenCV's RGB2GRAY
+
+
+def eye_centres(
+    points_xy: npt.NDArray[np.float32], width: int, height: int
+) -> npt.NDArray[np.float64]:
+    """(2, 2) pixel centres of the image-left and image-right eye from the four CROP_POINTS."""
+    pixels = np.asarray(points_xy, dtype=np.float64) * (width, height)
+    return np.stack([pixels[0:2].mean(axis=0), pixels[2:4].mean(axis=0)])
+
+
+def crop_transform(eyes: npt.NDArray[np.float64], spec: CropSpec) -> npt.NDArray[np.float64]:
+    """The 2 x 3 similarity that maps the two eye centres to their places in the crop."""
+    (lx, ly), (rx, ry) = eyes
+    dx, dy = rx - lx, ry - ly
+    eye_px = max(float(np.hypot(dx, dy)), 1e-6)
+    scale = spec.eye_distance * spec.size / eye_px
+    cos, sin = scale * dx / eye_px, scale * dy / eye_px
+    rotate = np.array([[cos, sin], [-sin, cos]])
+    centre_src = np.array([(lx + rx) / 2.0, (ly + ry) / 2.0])
+    centre_dst = np.array([spec.size / 2.0, spec.eye_line * spec.size])
+    shift = centre_dst - rotate @ centre_src
+    return np.hstack([rotate, shift[:, None]])
+
+
+def face_crop(
+    image: npt.NDArray[np.uint8],
+    points_xy: npt.NDArray[np.float32],
+    spec: CropSpec = DEFAULT_CROP,
+) -> npt.NDArray[np.uint8]:
+    """The aligned spec.size x spec.size grey crop of the face whose CROP_POINTS are given.
+
+    ``points_xy`` are the normalised (0..1) x, y of CROP_POINTS, in that order, as
+    ``FaceFeatures.points_xy(CROP_POINTS)`` returns them; ``image`` is H x W x 3 RGB or H x W grey.
+    """
+    height, width = image.shape[:2]
+    matrix = crop_transform(eye_centres(points_xy, width, height), spec)
+    return warp_grey(image, matrix, spec.size)
+
+
+def whole_image_crop(
+    image: npt.NDArray[np.uint8], spec: CropSpec = DEFAULT_CROP
+) -> npt.NDArray[np.uint8]:
+    """An image that is already a face crop (FER's framing), scaled to the crop size."""
+    height, width = image.shape[:2]
+    if (height, width) == (spec.size, spec.size) and image.ndim == 2:
+        return np.ascontiguousarray(image)
+    matrix = np.array([[spec.size / width, 0.0, 0.0], [0.0, spec.size / height, 0.0]])
+    matrix[:, 2] = 0.5 * (matrix[0, 0] - 1.0), 0.5 * (matrix[1, 1] - 1.0)  # pixel centres
+    return warp_grey(image, matrix, spec.size)
+
+
+def warp_grey(
+    image: npt.NDArray[np.uint8], matrix: npt.NDArray[np.float64], size: int
+) -> npt.NDArray[np.uint8]:
+    """Bilinear samples of ``image`` on the size x size grid that ``matrix`` maps it to, as grey.
+
+    Only the crop's pixels are read (never the whole frame converted), and the edge pixels are
+    repeated outside the image. Plain numpy: the device and the trainer share it bit for bit.
+    """
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    src_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+    src_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    height, width = image.shape[:2]
+    x0 = np.clip(np.floor(src_x), 0, width - 1).astype(np.intp)
+    y0 = np.clip(np.floor(src_y), 0, height - 1).astype(np.intp)
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    fx = np.clip(src_x - x0, 0.0, 1.0)
+    fy = np.clip(src_y - y0, 0.0, 1.0)
+    top = _sample(image, y0, x0, x1, fx)
+    bottom = _sample(image, y1, x0, x1, fx)
+    grey = top * (1.0 - fy) + bottom * fy
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
+def _sample(
+    image: npt.NDArray[np.uint8],
+    row: npt.NDArray[np.intp],
+    x0: npt.NDArray[np.intp],
+    x1: npt.NDArray[np.intp],
+    fx: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """One row of the bilinear blend, in grey (RGB is weighted only at the sampled pixels)."""
+    left, right = image[row, x0], image[row, x1]
+    if image.ndim == 3:
+        left, right = left @ GREY_WEIGHTS, right @ GREY_WEIGHTS
+    blend: npt.NDArray[np.float64] = left * (1.0 - fx) + right * fx
+    return blend

@@ -1,0 +1,152 @@
+"""The fused model bundle: blendshape model + face-crop CNN + a stacker, under one manifest.
+
+A bundle is a JSON manifest (``format: emotion-edge-bundle``) next to its ONNX files:
+- ``blendshapes``: an ordinary schema model (its own .onnx + .json, checked as usual);
+- ``cnn``: the crop CNN, input ``crop`` (N, 1, size, size) float32 0..255 → ``probabilities``;
+- ``stacker``: input ``logits`` (N, 2 x labels) = log of both models' probabilities, blendshape
+  model first → ``probabilities``.
+The manifest names the crop spec (``device.features.crop.CropSpec``), the labels, every file's
+sha256, and the metrics of the run that made it. A frame without a face never reaches the bundle
+(the pipeline's explicit no-face state); ``predict_crop`` runs the CNN alone on an image that is
+already a face crop (``emotion-device classify --pre-cropped``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from device.errors import ModelMismatch
+from device.features.blendshapes import FaceFeatures
+from device.features.crop import CROP_POINTS, CropSpec, face_crop
+from device.inference.classifier import OnnxClassifier, open_session
+from device.inference.manifest import sha256_of
+
+BUNDLE_FORMAT = "emotion-edge-bundle"
+BUNDLE_VERSION = 1
+COMPONENTS = ("blendshapes", "cnn", "stacker")
+PROB_FLOOR = 1e-6
+Probs = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class BundleManifest:
+    name: str
+    labels: list[str]
+    crop: dict[str, Any]
+    files: dict[str, dict[str, str]]  # component → {"file": name, "sha256": hex}
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training_data: dict[str, Any] = field(default_factory=dict)
+    software: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    format: str = BUNDLE_FORMAT
+    manifest_version: int = BUNDLE_VERSION
+
+
+@dataclass
+class StageTimes:
+    """Seconds of the last ``predict_face``: crop, CNN, blendshape model, stacker."""
+
+    crop_s: float = 0.0
+    cnn_s: float = 0.0
+    blendshapes_s: float = 0.0
+    fusion_s: float = 0.0
+
+
+def is_bundle(path: Path) -> bool:
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        return bool(json.loads(path.read_text()).get("format") == BUNDLE_FORMAT)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def read_bundle(path: Path) -> BundleManifest:
+    try:
+        raw = json.loads(path.read_text())
+        manifest = BundleManifest(**raw)
+    except FileNotFoundError as exc:
+        raise ModelMismatch(f"model bundle {path} does not exist") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelMismatch(
+            f"model bundle {path} is not a readable bundle manifest ({exc})"
+        ) from exc
+    missing = [c for c in COMPONENTS if c not in manifest.files]
+    if manifest.format != BUNDLE_FORMAT or missing:
+        raise ModelMismatch(f"model bundle {path} lacks its {', '.join(missing) or 'format'}")
+    return manifest
+
+
+def write_bundle(manifest: BundleManifest, path: Path) -> None:
+    from dataclasses import asdict
+
+    path.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+
+
+def component_path(manifest_path: Path, manifest: BundleManifest, component: str) -> Path:
+    """The checked path of one component file (sha256 must match the manifest)."""
+    entry = manifest.files[component]
+    path = manifest_path.parent / entry["file"]
+    if not path.is_file():
+        raise ModelMismatch(f"model bundle {manifest_path.name} needs {path}, which is missing")
+    if sha256_of(path) != entry["sha256"]:
+        raise ModelMismatch(f"{path} does not match the sha256 in {manifest_path.name}")
+    return path
+
+
+class FusedModel:
+    """The bundle as one RGB model: a face and its frame in, probabilities in ``labels`` order."""
+
+    def __init__(self, manifest_path: Path) -> None:
+        manifest = read_bundle(manifest_path)
+        self.manifest = manifest
+        self.labels: tuple[str, ...] = tuple(manifest.labels)
+        self.crop_spec = CropSpec.from_dict(manifest.crop)
+        self.name = f"{manifest.name}@{sha256_of(manifest_path)[:8]}"
+        paths = {c: component_path(manifest_path, manifest, c) for c in COMPONENTS}
+        self.blendshapes = OnnxClassifier(paths["blendshapes"])
+        if self.blendshapes.labels != self.labels:
+            raise ModelMismatch(f"{paths['blendshapes'].name} has other labels than the bundle")
+        self._cnn = open_session(paths["cnn"])
+        self._stacker = open_session(paths["stacker"])
+        self.times = StageTimes()
+        self._check_shapes(manifest_path)
+
+    def predict_face(self, face: FaceFeatures, image: npt.NDArray[np.uint8]) -> Probs:
+        t0 = time.perf_counter()
+        crop = face_crop(image, face.points_xy(CROP_POINTS), self.crop_spec)
+        t1 = time.perf_counter()
+        cnn = self.predict_crop(crop)
+        t2 = time.perf_counter()
+        blend = self.blendshapes.predict_face(face, image)
+        t3 = time.perf_counter()
+        probs = self.stack(blend, cnn)
+        t4 = time.perf_counter()
+        self.times = StageTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        return probs
+
+    def predict_crop(self, crop: npt.NDArray[np.uint8]) -> Probs:
+        """The CNN alone on one aligned (or already framed) grey crop."""
+        x = crop.astype(np.float32).reshape(1, 1, *crop.shape)
+        (probs,) = self._cnn.run(["probabilities"], {"crop": x})
+        return np.asarray(probs[0], dtype=np.float32)
+
+    def stack(self, blend: Probs, cnn: Probs) -> Probs:
+        logits = np.log(np.maximum(np.concatenate([blend, cnn]), PROB_FLOOR)).astype(np.float32)
+        (probs,) = self._stacker.run(["probabilities"], {"logits": logits.reshape(1, -1)})
+        return np.asarray(probs[0], dtype=np.float32)
+
+    def _check_shapes(self, manifest_path: Path) -> None:
+        n = len(self.labels)
+        size = self.crop_spec.size
+        cnn = self.predict_crop(np.zeros((size, size), np.uint8))
+        stacked = self.stack(np.full(n, 1 / n, np.float32), np.full(n, 1 / n, np.float32))
+        if cnn.shape != (n,) or stacked.shape != (n,):
+            raise ModelMismatch(f"model bundle {manifest_path.name}: a component has other labels")

@@ -1,0 +1,119 @@
+"""The fused bundle end to end on a small real FER2013 slice: trainer builds, device runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.classify import ClassifyOptions, run_classify
+from device.errors import ModelMismatch
+from device.inference.bundle import FusedModel, read_bundle
+from device.inference.classifier import load_rgb_model
+from trainer.cnn import CnnConfig
+from trainer.extract import ExtractionConfig
+from trainer.fused import build_fused, ferplus_labels, format_report
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "assets" / "faces_rgb"
+PER_CLASS = {"Training": 24, "PublicTest": 8, "PrivateTest": 6}
+
+
+@pytest.fixture(scope="module")
+def small_fer(fer_npz_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with np.load(fer_npz_path) as raw:
+        data = {key: raw[key] for key in raw.files}
+    rows = [
+        np.flatnonzero((data["labels"] == label) & (data["usage"] == usage))[:count]
+        for label in range(7)
+        for usage, count in PER_CLASS.items()
+    ]
+    keep = np.sort(np.concatenate(rows))
+    path = tmp_path_factory.mktemp("fer") / "small.npz"
+    np.savez(
+        path,
+        **{k: v[keep] for k, v in data.items() if len(v) == len(data["labels"])},
+        class_names=data["class_names"],
+        ferplus_columns=data["ferplus_columns"],
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(
+    small_fer: Path, landmarker_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("bundle")
+    extraction = ExtractionConfig(
+        landmarker_path=landmarker_path,
+        cache_dir=root / "cache",
+        jobs=1,
+        timing_sample=0,
+        progress=False,
+    )
+    config = CnnConfig(epochs=2, batch_size=32, threads=1, progress=False)
+    report = build_fused(small_fer, root / "out", root / "work", extraction, config)
+    return root / "out" / "fer2013_fused.json", report
+
+
+def test_bundle_files_manifest_and_budget(built: tuple[Path, dict]) -> None:
+    bundle, report = built
+    manifest = read_bundle(bundle)
+    assert set(manifest.files) == {"blendshapes", "cnn", "stacker"}
+    assert manifest.crop == {"size": 48, "eye_distance": 0.36, "eye_line": 0.39, "version": 1}
+    assert manifest.labels == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert report["sizes_bytes"]["total"] <= 5_000_000
+    assert report["cnn_parity"]["max_abs_diff"] < 1e-4
+    assert report["bundle_parity"]["rows"] > 0 and report["bundle_parity"]["max_abs_diff"] < 1e-4
+    assert report["cnn_training"]["epochs_run"] == 2
+    scores = report["fer2013"]
+    assert scores["fused"]["all_rows"]["n"] == 7 * PER_CLASS["PrivateTest"]
+    assert scores["fused"]["faces"]["n"] < scores["fused"]["all_rows"]["n"] + 1
+    assert "fused" in format_report(report)
+
+
+def test_device_loads_the_bundle_and_refuses_a_changed_file(built: tuple[Path, dict]) -> None:
+    bundle, _ = built
+    model = load_rgb_model(bundle)
+    assert isinstance(model, FusedModel) and model.labels[3] == "happy"
+    cnn_file = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
+    original = cnn_file.read_bytes()
+    try:
+        cnn_file.write_bytes(original + b"\0")
+        with pytest.raises(ModelMismatch, match="sha256"):
+            FusedModel(bundle)
+    finally:
+        cnn_file.write_bytes(original)
+
+
+def test_classify_runs_the_bundle_and_the_pre_cropped_path(
+    built: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+
+    bundle, _ = built
+    wall = tmp_path / "wall.png"
+    cv2.imwrite(str(wall), np.full((48, 48), 120, np.uint8))
+    face = FACES / "pyfeat_0-f15-hao-ph.jpg"
+    for pre_cropped in (False, True):
+        options = ClassifyOptions(
+            paths=[face, wall], model=bundle, as_json=True, pre_cropped=pre_cropped
+        )
+        assert run_classify(options) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["face"] for r in rows] == [True, False, True, False]
+    assert rows[1] == {"path": str(wall), "label": "no_face", "probabilities": {}, "face": False}
+    assert rows[3]["label"] in rows[3]["probabilities"]
+    assert sum(rows[3]["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_ferplus_majority_maps_to_fer_classes(small_fer: Path) -> None:
+    names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    labels = ferplus_labels(small_fer, names)
+    with np.load(small_fer) as raw:
+        votes, columns = raw["ferplus_votes"], list(raw["ferplus_columns"])
+    happy = columns.index("happiness")
+    clear_happy = votes[:, happy] > votes.sum(axis=1) / 2
+    assert (labels[clear_happy] == 3).all()
+    assert set(np.unique(labels)) <= set(range(-1, 7))

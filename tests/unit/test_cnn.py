@@ -1,0 +1,98 @@
+"""The face-crop CNN: trains on real FER2013 faces, resumes after a kill, exports with parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.cnn import (
+    CnnConfig,
+    FaceCnn,
+    TrainingData,
+    TrainingState,
+    augment,
+    export_onnx,
+    onnx_parity,
+    parameter_count,
+    read_state,
+    train_cnn,
+    training_views,
+)
+
+
+@pytest.fixture(scope="module")
+def small_data(fer_npz_path: Path) -> TrainingData:
+    with np.load(fer_npz_path) as raw:
+        images, labels, usage = raw["images"], raw["labels"], raw["usage"]
+    train = np.flatnonzero(usage == "Training")[:256]
+    val = np.flatnonzero(usage == "PublicTest")[:64]
+    aligned = images[train][:, ::-1].copy()  # a stand-in second framing: mirrored rows
+    has_aligned = np.arange(len(train)) % 2 == 0
+    return TrainingData(
+        images[train], aligned, has_aligned, labels[train], images[val], labels[val], 7
+    )
+
+
+CONFIG = CnnConfig(epochs=3, batch_size=64, threads=1, progress=False, patience=10)
+
+
+def test_network_size_is_the_small_one() -> None:
+    net = FaceCnn(7)
+    assert 250_000 < parameter_count(net) < 350_000
+    assert net(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_views_mix_framings_only_where_an_aligned_crop_exists(small_data: TrainingData) -> None:
+    views = training_views(small_data, 1.0, np.random.default_rng(0)).squeeze(1).numpy()
+    aligned_rows = small_data.has_aligned
+    assert np.array_equal(views[aligned_rows], small_data.aligned[aligned_rows])
+    assert np.array_equal(views[~aligned_rows], small_data.original[~aligned_rows])
+    none = training_views(small_data, 0.0, np.random.default_rng(0)).squeeze(1).numpy()
+    assert np.array_equal(none, small_data.original)
+
+
+def test_augmentation_keeps_range_and_shape_and_changes_pixels() -> None:
+    batch = torch.full((8, 1, 48, 48), 100.0)
+    batch[:, :, :, :24] = 200.0
+    out = augment(batch, torch.Generator().manual_seed(0))
+    assert out.shape == batch.shape and float(out.min()) >= 0 and float(out.max()) <= 255
+    assert not torch.equal(out, batch)
+
+
+def test_killed_run_resumes_to_the_same_result(small_data: TrainingData, tmp_path: Path) -> None:
+    whole = train_cnn(small_data, CONFIG, tmp_path / "whole")
+
+    def stop_after_first(state: TrainingState) -> None:
+        if state.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_cnn(small_data, CONFIG, tmp_path / "killed", on_epoch=stop_after_first)
+    assert read_state(tmp_path / "killed").epoch == 1
+    resumed = train_cnn(small_data, CONFIG, tmp_path / "killed")
+    history_whole = read_state(tmp_path / "whole").history
+    history_resumed = read_state(tmp_path / "killed").history
+    assert [h["epoch"] for h in history_resumed] == [0, 1, 2]
+    for a, b in zip(history_whole, history_resumed, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+
+
+def test_loss_falls_while_training(small_data: TrainingData, tmp_path: Path) -> None:
+    train_cnn(small_data, CnnConfig(epochs=4, batch_size=32, threads=1, progress=False), tmp_path)
+    history = read_state(tmp_path).history
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_onnx_export_matches_torch(small_data: TrainingData, tmp_path: Path) -> None:
+    net = FaceCnn(7)
+    net.eval()
+    path = tmp_path / "cnn.onnx"
+    export_onnx(net, path)
+    parity = onnx_parity(net, path, small_data.val_crops)
+    assert parity["rows"] == 64
+    assert parity["max_abs_diff"] < 1e-5 and parity["argmax_agreement"] == 1.0

@@ -1,0 +1,120 @@
+"""The aligned face crop: geometry, and the same pixels in the trainer and on the device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from device.features.blendshapes import BlendshapeExtractor, FaceFeatures, grey_to_rgb
+from device.features.crop import (
+    CROP_POINTS,
+    DEFAULT_CROP,
+    CropSpec,
+    crop_transform,
+    eye_centres,
+    face_crop,
+    whole_image_crop,
+)
+from trainer.crops import extract_crops
+from trainer.extract import ExtractionConfig
+
+FACES = Path(__file__).resolve().parents[3] / "shared" / "assets" / "faces_rgb"
+
+
+def corner_points(left: tuple[float, float], right: tuple[float, float], size: tuple[int, int]):
+    """Normalised CROP_POINTS whose eye centres are ``left`` and ``right`` (pixels)."""
+    w, h = size
+    pts = [(left[0] - 3, left[1]), (left[0] + 3, left[1]), (right[0] - 3, right[1])]
+    pts.append((right[0] + 3, right[1]))
+    return np.array([(x / w, y / h) for x, y in pts], dtype=np.float32)
+
+
+@pytest.mark.parametrize("angle_deg", [0.0, 17.0, -30.0])
+def test_eye_centres_land_where_the_spec_says(angle_deg: float) -> None:
+    spec = CropSpec(size=64, eye_distance=0.4, eye_line=0.35)
+    centre, half = np.array([200.0, 150.0]), 40.0
+    direction = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
+    left, right = centre - half * direction, centre + half * direction
+    eyes = eye_centres(corner_points(tuple(left), tuple(right), (400, 300)), 400, 300)
+    matrix = crop_transform(eyes, spec)
+    mapped = (matrix[:, :2] @ eyes.T).T + matrix[:, 2]
+    expected_y = spec.eye_line * spec.size
+    half_gap = spec.eye_distance * spec.size / 2
+    assert mapped == pytest.approx(
+        np.array([[32 - half_gap, expected_y], [32 + half_gap, expected_y]]), abs=1e-6
+    )
+
+
+def test_crop_of_a_rotated_face_is_upright() -> None:
+    """A bright dot placed between the eyes of a tilted face ends up at the crop's eye line."""
+    image = np.zeros((300, 400), np.uint8)
+    left, right = np.array([160.0, 120.0]), np.array([230.0, 160.0])
+    middle = ((left + right) / 2).round().astype(int)
+    cv2.circle(image, (int(middle[0]), int(middle[1])), 4, 255, -1)
+    crop = face_crop(image, corner_points(tuple(left), tuple(right), (400, 300)))
+    y, x = np.unravel_index(np.argmax(cv2.GaussianBlur(crop, (5, 5), 0)), crop.shape)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    assert abs(x - 24) <= 1 and abs(y - DEFAULT_CROP.eye_line * 48) <= 1.5
+
+
+def test_rgb_and_grey_inputs_give_the_same_crop() -> None:
+    grey = np.random.default_rng(0).integers(0, 255, (120, 160), dtype=np.uint8)
+    points = corner_points((60, 50), (100, 52), (160, 120))
+    diff = face_crop(grey, points).astype(int) - face_crop(grey_to_rgb(grey), points)
+    assert np.abs(diff).max() <= 1  # only float rounding of the grey weights
+
+
+def test_bilinear_warp_agrees_with_opencv() -> None:
+    """Our numpy warp against cv2.warpAffine (bilinear, replicated border) on a real photo."""
+    bgr = cv2.imread(str(FACES / "pyfeat_single_face.jpg"))
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    points = corner_points((0.4 * w, 0.42 * h), (0.58 * w, 0.4 * h), (w, h))
+    ours = face_crop(rgb, points).astype(int)
+    matrix = crop_transform(eye_centres(points, w, h), DEFAULT_CROP)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    theirs = cv2.warpAffine(
+        grey, matrix, (48, 48), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    ).astype(int)
+    assert np.abs(ours - theirs).max() <= 2 and np.abs(ours - theirs).mean() < 0.6
+
+
+def test_whole_image_crop_keeps_a_48px_face_and_resizes_others() -> None:
+    face = np.arange(48 * 48, dtype=np.uint32).reshape(48, 48).astype(np.uint8)
+    assert np.array_equal(whole_image_crop(face), face)
+    assert whole_image_crop(np.zeros((96, 96, 3), np.uint8)).shape == (48, 48)
+
+
+def test_spec_round_trips_through_the_manifest_dict() -> None:
+    spec = CropSpec(size=56, eye_distance=0.3, eye_line=0.4)
+    assert CropSpec.from_dict(spec.as_dict()) == spec
+
+
+def test_trainer_and_device_make_the_same_pixels(landmarker_path: Path, tmp_path: Path) -> None:
+    """The trainer's cached crops of real faces equal what the device computes from the frame."""
+    greys = []
+    for name in ("pyfeat_0-f15-hao-ph.jpg", "pyfeat_0-f1-su-ph.jpg", "astronaut.png"):
+        bgr = cv2.imread(str(FACES / name))
+        greys.append(cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), (160, 160)))
+    images = np.stack(greys)
+    config = ExtractionConfig(
+        landmarker_path=landmarker_path,
+        cache_dir=tmp_path,
+        jobs=1,
+        timing_sample=0,
+        progress=False,
+    )
+    crops = extract_crops(images, config)
+    assert crops.face_found.all()
+    with BlendshapeExtractor(landmarker_path) as extractor:
+        for grey, trained in zip(images, crops.values, strict=True):
+            frame = grey_to_rgb(grey)
+            face = extractor.extract(frame)
+            assert isinstance(face, FaceFeatures)
+            on_device = face_crop(frame, face.points_xy(CROP_POINTS), DEFAULT_CROP)
+            assert np.array_equal(on_device, trained)
+    again = extract_crops(images, config)  # from the cache this time
+    assert np.array_equal(again.values, crops.values) and again.timings["computed_images"] == 0

@@ -1,0 +1,348 @@
+"""A small CNN on the aligned 48x48 grey face crop (PyTorch; trainer only, never on the device).
+
+Four conv blocks (32, 64x2, 96x2, 128 channels; ~0.31 M parameters), global average pooling,
+dropout and one linear layer. The network takes raw 0..255 grey values and normalises them
+itself, and the exported ONNX graph ends in a softmax named ``probabilities``, so the device only
+casts its crop to float32.
+
+Training: AdamW with a one-cycle schedule, label smoothing, on-the-fly augmentation (mirror,
+small rotations, scale and shifts, brightness and contrast), early stopping on a validation set
+(FER2013's PublicTest), a fixed seed, a checkpoint after every epoch (a killed run resumes where
+it stopped), all cores, and a progress bar with ETA.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+CHANNELS: tuple[tuple[int, int], ...] = ((32, 1), (64, 2), (96, 2), (128, 1))  # (width, convs)
+PIXEL_MEAN, PIXEL_STD = 128.0, 64.0
+INPUT_NAME, OUTPUT_NAME = "crop", "probabilities"
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    dropout: float = 0.3
+    patience: int = 8  # epochs without a better validation accuracy before stopping
+    aligned_share: float = 0.5  # chance a training face is shown as its aligned crop
+    seed: int = 0
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    progress: bool = True
+
+
+def conv_block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(convs):
+        layers += [
+            nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers, nn.MaxPool2d(2))
+
+
+class FaceCnn(nn.Module):
+    """Grey crop (N, 1, 48, 48) in 0..255 → class logits (N, n_classes)."""
+
+    def __init__(self, n_classes: int, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.n_classes = n_classes
+        blocks: list[nn.Module] = []
+        c_in = 1
+        for width, convs in CHANNELS:
+            blocks.append(conv_block(c_in, width, convs))
+            c_in = width
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, n_classes))
+
+    def forward(self, crop: torch.Tensor) -> torch.Tensor:
+        x = self.features((crop - PIXEL_MEAN) / PIXEL_STD)
+        logits: torch.Tensor = self.head(F.adaptive_avg_pool2d(x, 1))
+        return logits
+
+
+class WithSoftmax(nn.Module):
+    """What is exported: probabilities instead of logits."""
+
+    def __init__(self, net: FaceCnn) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, crop: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(crop), dim=1)
+
+
+def parameter_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random mirror, rotation (±12°), scale (0.9 to 1.1), shift (±8 %), brightness and contrast."""
+    n = batch.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=generator)
+
+    angle = uniform(-12, 12) * math.pi / 180
+    scale = uniform(0.9, 1.1)
+    mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * mirror, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin * mirror, cos
+    theta[:, 0, 2], theta[:, 1, 2] = uniform(-0.16, 0.16), uniform(-0.16, 0.16)
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    moved = F.grid_sample(batch, grid, padding_mode="border", align_corners=False)
+    contrast = uniform(0.7, 1.3).view(n, 1, 1, 1)
+    brightness = uniform(-25, 25).view(n, 1, 1, 1)
+    mean = moved.mean(dim=(2, 3), keepdim=True)
+    return ((moved - mean) * contrast + mean + brightness).clamp(0, 255)
+
+
+@dataclass
+class TrainingState:
+    epoch: int = 0
+    best_accuracy: float = -1.0
+    best_epoch: int = -1
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Training faces in two framings and the validation crops, as uint8 (N, 48, 48)."""
+
+    original: npt.NDArray[np.uint8]  # the dataset's own framing, every training image
+    aligned: npt.NDArray[np.uint8]  # aligned crops; zeros where no face was found
+    has_aligned: npt.NDArray[np.bool_]
+    labels: npt.NDArray[np.int64]
+    val_crops: npt.NDArray[np.uint8]
+    val_labels: npt.NDArray[np.int64]
+    n_classes: int
+
+
+def training_views(data: TrainingData, share: float, rng: np.random.Generator) -> torch.Tensor:
+    """One view per training image this epoch: its aligned crop with chance ``share``."""
+    pick = data.has_aligned & (rng.random(len(data.labels)) < share)
+    views = np.where(pick[:, None, None], data.aligned, data.original)
+    return torch.from_numpy(views.astype(np.float32)).unsqueeze(1)
+
+
+def train_cnn(
+    data: TrainingData,
+    config: CnnConfig,
+    work_dir: Path,
+    *,
+    on_epoch: Callable[[TrainingState], None] | None = None,
+) -> FaceCnn:
+    """Train (or resume) in ``work_dir``; returns the network with its best validation weights.
+
+    ``on_epoch`` is called after each epoch's checkpoint is written.
+    """
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    net = FaceCnn(data.n_classes, config.dropout)
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    steps = math.ceil(len(data.labels) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, config.learning_rate, epochs=config.epochs, steps_per_epoch=steps
+    )
+    state = _resume(work_dir, net, optimizer, schedule)
+    bar = tqdm(
+        total=config.epochs,
+        initial=state.epoch,
+        unit="epoch",
+        desc="cnn",
+        disable=not config.progress,
+    )
+    with bar:
+        while state.epoch < config.epochs and not _patience_out(state, config):
+            started = time.perf_counter()
+            loss = _one_epoch(net, optimizer, schedule, data, config, epoch=state.epoch)
+            accuracy = evaluate_accuracy(net, data.val_crops, data.val_labels)
+            state.seconds += time.perf_counter() - started
+            _record(state, work_dir, net, loss, accuracy)
+            state.epoch += 1
+            _checkpoint(work_dir, net, optimizer, schedule, state)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{accuracy:.4f}", best=state.best_epoch)
+            if on_epoch is not None:
+                on_epoch(state)
+    net.load_state_dict(torch.load(work_dir / "best.pt", weights_only=True))
+    net.eval()
+    return net
+
+
+def _patience_out(state: TrainingState, config: CnnConfig) -> bool:
+    return state.best_epoch >= 0 and state.epoch - state.best_epoch > config.patience
+
+
+def _one_epoch(
+    net: FaceCnn,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    data: TrainingData,
+    config: CnnConfig,
+    *,
+    epoch: int,
+) -> float:
+    """One pass; the views, order and augmentation depend only on the seed and the epoch."""
+    rng = np.random.default_rng([config.seed, epoch])
+    generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    torch.manual_seed(config.seed * 1000 + epoch)  # dropout: the same after a resume
+    views = training_views(data, config.aligned_share, rng)
+    labels = torch.from_numpy(data.labels)
+    order = torch.from_numpy(rng.permutation(len(labels)))
+    net.train()
+    total, count = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        index = order[start : start + config.batch_size]
+        batch = augment(views[index], generator)
+        loss = F.cross_entropy(net(batch), labels[index], label_smoothing=config.label_smoothing)
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        schedule.step()
+        total += loss.item() * len(index)
+        count += len(index)
+    return total / max(count, 1)
+
+
+def predict_proba(
+    net: FaceCnn, crops: npt.NDArray[np.uint8], batch: int = 512
+) -> npt.NDArray[np.float32]:
+    """Softmax probabilities (N, n_classes) for uint8 crops (N, 48, 48)."""
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(crops), batch):
+            x = torch.from_numpy(crops[start : start + batch].astype(np.float32)).unsqueeze(1)
+            out.append(torch.softmax(net(x), dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, net.n_classes), np.float32)
+
+
+def evaluate_accuracy(
+    net: FaceCnn, crops: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64]
+) -> float:
+    probs = predict_proba(net, crops)
+    return float((probs.argmax(axis=1) == labels).mean()) if len(labels) else 0.0
+
+
+def _record(
+    state: TrainingState, work_dir: Path, net: FaceCnn, loss: float, accuracy: float
+) -> None:
+    state.history.append({"epoch": state.epoch, "loss": loss, "val_accuracy": accuracy})
+    logger.info("epoch %d: loss %.4f, validation accuracy %.4f", state.epoch, loss, accuracy)
+    if accuracy > state.best_accuracy:
+        state.best_accuracy, state.best_epoch = accuracy, state.epoch
+        _save_atomic(net.state_dict(), work_dir / "best.pt")
+
+
+def _checkpoint(
+    work_dir: Path,
+    net: FaceCnn,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    state: TrainingState,
+) -> None:
+    payload = {
+        "net": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "state": asdict(state),
+    }
+    _save_atomic(payload, work_dir / "checkpoint.pt")
+
+
+def _resume(
+    work_dir: Path,
+    net: FaceCnn,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+) -> TrainingState:
+    path = work_dir / "checkpoint.pt"
+    if not path.is_file():
+        return TrainingState()
+    payload = torch.load(path, weights_only=False)
+    net.load_state_dict(payload["net"])
+    optimizer.load_state_dict(payload["optimizer"])
+    schedule.load_state_dict(payload["schedule"])
+    state = TrainingState(**payload["state"])
+    logger.info("resuming CNN training after epoch %d from %s", state.epoch, path)
+    return state
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def read_state(work_dir: Path) -> TrainingState:
+    """The history of a finished or interrupted run in ``work_dir``."""
+    payload = torch.load(work_dir / "checkpoint.pt", weights_only=False)
+    return TrainingState(**payload["state"])
+
+
+def export_onnx(net: FaceCnn, path: Path, size: int = 48) -> None:
+    """The network with a softmax, input ``crop`` (N, 1, size, size) float32 0..255."""
+    net.eval()
+    example = torch.zeros(1, 1, size, size)
+    with warnings.catch_warnings():  # the TorchScript exporter: no onnxscript dependency
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export(net, example, path)
+
+
+def _export(net: FaceCnn, example: torch.Tensor, path: Path) -> None:
+    torch.onnx.export(
+        WithSoftmax(net),
+        (example,),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "n"}, OUTPUT_NAME: {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def onnx_parity(net: FaceCnn, path: Path, crops: npt.NDArray[np.uint8]) -> dict[str, float]:
+    """Largest |torch - onnxruntime| probability difference and argmax agreement on ``crops``."""
+    from device.inference.classifier import open_session
+
+    session = open_session(path)
+    ours = predict_proba(net, crops)
+    x = crops.astype(np.float32)[:, None]
+    (theirs,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+    return {
+        "rows": len(crops),
+        "max_abs_diff": float(np.abs(ours - theirs).max()) if len(crops) else 0.0,
+        "argmax_agreement": float((ours.argmax(1) == theirs.argmax(1)).mean())
+        if len(crops)
+        else 1.0,
+    }

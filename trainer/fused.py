@@ -1,0 +1,378 @@
+"""The fused bundle: face-crop CNN + blendshape model + a stacker, built and scored on FER2013.
+
+1. Features and aligned crops of every FER2013 image (both cached, resumable, parallel).
+2. The CNN trains on Training (aligned crops and FER's own framing, see ``CnnConfig``), stopping
+   early on PublicTest.
+3. The stacker (multinomial logistic regression over both models' log-probabilities) is fitted on
+   PublicTest faces, which neither model was fitted on.
+4. PrivateTest is scored for the blendshape model, the CNN and the bundle, on FER2013's labels and
+   on the FER+ majority votes, and the bundle is written with one manifest.
+
+Rows without a face: the device says ``no_face`` for them, so ``device`` scores count them as
+wrong. FER2013 images are face crops already, so ``all_rows`` scores also report what
+``emotion-device classify --pre-cropped`` does: the CNN alone on the image as it is (the
+blendshape model alone has nothing to go on there and counts the training majority class).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+
+from device.features.crop import DEFAULT_CROP
+from device.inference.bundle import PROB_FLOOR, BundleManifest, FusedModel, write_bundle
+from device.inference.classifier import BUILTIN_BLENDSHAPES, OnnxClassifier, open_session
+from device.inference.manifest import manifest_path_for, sha256_of
+from trainer.cnn import (
+    CnnConfig,
+    TrainingData,
+    export_onnx,
+    onnx_parity,
+    parameter_count,
+    read_state,
+    train_cnn,
+)
+from trainer.crops import Crops, extract_crops
+from trainer.export import software_versions, to_onnx
+from trainer.extract import ExtractionConfig
+from trainer.metrics import classification_metrics, majority_class
+from trainer.workflows import Prepared, prepare
+
+logger = logging.getLogger(__name__)
+
+BUNDLE_NAME = "fer2013_fused"
+CNN_FILE = "fer2013_crop_cnn.onnx"
+STACKER_FILE = "fer2013_fused_stacker.onnx"
+BUNDLE_MAX_BYTES = 5_000_000
+FERPLUS_NAMES = {
+    "anger": "angry",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happiness": "happy",
+    "sadness": "sad",
+    "surprise": "surprise",
+    "neutral": "neutral",
+}
+Probs = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class FusedData:
+    prepared: Prepared
+    crops: Crops
+
+    @property
+    def usage(self) -> npt.NDArray[np.str_]:
+        return self.prepared.dataset.usage
+
+    @property
+    def labels(self) -> npt.NDArray[np.int64]:
+        return self.prepared.dataset.labels
+
+    @property
+    def face(self) -> npt.NDArray[np.bool_]:
+        return self.prepared.features.face_found
+
+    def device_view(self) -> npt.NDArray[np.uint8]:
+        """What the CNN sees: the aligned crop where a face was found, else the image itself."""
+        images = self.prepared.dataset.images
+        return np.where(self.crops.face_found[:, None, None], self.crops.values, images)
+
+    def rows(self, usage: str) -> npt.NDArray[np.intp]:
+        return np.flatnonzero(self.usage == usage)
+
+
+def load_fused_data(data_path: Path, extraction: ExtractionConfig) -> FusedData:
+    prepared = prepare(data_path, extraction)
+    crops = extract_crops(prepared.dataset.images, extraction, DEFAULT_CROP)
+    if not np.array_equal(crops.face_found, prepared.features.face_found):
+        raise RuntimeError("crop and feature extraction disagree on which images have a face")
+    return FusedData(prepared, crops)
+
+
+def training_data(data: FusedData) -> TrainingData:
+    train, val = data.rows("Training"), data.rows("PublicTest")
+    images = data.prepared.dataset.images
+    return TrainingData(
+        original=images[train],
+        aligned=data.crops.values[train],
+        has_aligned=data.crops.face_found[train],
+        labels=data.labels[train],
+        val_crops=data.device_view()[val],
+        val_labels=data.labels[val],
+        n_classes=len(data.prepared.dataset.class_names),
+    )
+
+
+def blendshape_probs(model: OnnxClassifier, data: FusedData) -> Probs:
+    """The blendshape model on every row (uniform where no face: never used as a prediction)."""
+    n = len(model.labels)
+    probs = np.full((len(data.labels), n), 1.0 / n, dtype=np.float32)
+    faces = np.flatnonzero(data.face)
+    probs[faces] = model.predict_rows(data.prepared.features.values[faces])
+    return probs
+
+
+def cnn_probs(cnn_path: Path, crops: npt.NDArray[np.uint8], batch: int = 1024) -> Probs:
+    """The exported CNN, through onnxruntime exactly as the device runs it."""
+    session = open_session(cnn_path)
+    parts = [
+        session.run(["probabilities"], {"crop": crops[i : i + batch].astype(np.float32)[:, None]})[
+            0
+        ]
+        for i in range(0, len(crops), batch)
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def stack_inputs(blend: Probs, cnn: Probs) -> npt.NDArray[np.float32]:
+    """What the bundle's stacker takes: log of both models' probabilities, blendshapes first."""
+    return np.log(np.maximum(np.hstack([blend, cnn]), PROB_FLOOR)).astype(np.float32)
+
+
+def fit_stacker(
+    x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], seed: int
+) -> LogisticRegression:
+    stacker = LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
+    return stacker.fit(x, y)
+
+
+def export_stacker(stacker: LogisticRegression, path: Path) -> None:
+    onnx_bytes = to_onnx(stacker, stacker.n_features_in_, input_name="logits")
+    path.write_bytes(onnx_bytes)
+
+
+def ferplus_labels(dataset_path: Path, class_names: tuple[str, ...]) -> npt.NDArray[np.int64]:
+    """FER+ majority vote as a FER2013 class index; -1: a tie, contempt, unknown or not a face."""
+    with np.load(dataset_path) as raw:
+        if "ferplus_votes" not in raw.files:
+            return np.full(0, -1, dtype=np.int64)
+        votes, columns = raw["ferplus_votes"], [str(c) for c in raw["ferplus_columns"]]
+    top = votes.argmax(axis=1)
+    unique_top = (votes == votes.max(axis=1, keepdims=True)).sum(axis=1) == 1
+    index = {name: class_names.index(fer) for name, fer in FERPLUS_NAMES.items()}
+    mapped = np.array([index.get(columns[t], -1) for t in top], dtype=np.int64)
+    return np.where(unique_top & (votes.max(axis=1) > 0), mapped, -1)
+
+
+def score_models(
+    data: FusedData,
+    probs: dict[str, Probs],
+    truth: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.intp],
+) -> dict[str, Any]:
+    """Blendshapes, CNN and bundle on ``rows`` (faces only, all rows, and device semantics)."""
+    blend, cnn, fused = probs["blendshapes"], probs["cnn"], probs["fused"]
+    names = data.prepared.dataset.class_names
+    rows = rows[truth[rows] >= 0]
+    face = data.face[rows]
+    majority = majority_class(data.labels[data.rows("Training")])
+    no_face_wrong = -1
+    predictions = {
+        "blendshapes": np.where(face, blend[rows].argmax(1), majority),
+        "cnn": cnn[rows].argmax(1),
+        "fused": np.where(face, fused[rows].argmax(1), cnn[rows].argmax(1)),
+    }
+    device = {
+        "blendshapes": np.where(face, blend[rows].argmax(1), no_face_wrong),
+        "cnn": np.where(face, cnn[rows].argmax(1), no_face_wrong),
+        "fused": np.where(face, fused[rows].argmax(1), no_face_wrong),
+    }
+    y = truth[rows]
+    return {
+        model: {
+            "faces": classification_metrics(y[face], predictions[model][face], names),
+            "all_rows": classification_metrics(y, predictions[model], names),
+            "device": _headline(classification_metrics(y, device[model], names)),
+        }
+        for model in predictions
+    }
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in ("n", "accuracy", "macro_f1") if k in metrics}
+
+
+def build_fused(
+    data_path: Path,
+    out_dir: Path,
+    work_dir: Path,
+    extraction: ExtractionConfig,
+    cnn_config: CnnConfig,
+    *,
+    blendshape_model: Path = BUILTIN_BLENDSHAPES,
+) -> dict[str, Any]:
+    """Train, stack, score and write the bundle into ``out_dir``; returns the report."""
+    data = load_fused_data(data_path, extraction)
+    net = train_cnn(training_data(data), cnn_config, work_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cnn_path = out_dir / CNN_FILE
+    export_onnx(net, cnn_path, DEFAULT_CROP.size)
+    private = data.rows("PrivateTest")
+    view = data.device_view()
+    parity = onnx_parity(net, cnn_path, view[private][:1000])
+    blend_model = OnnxClassifier(blendshape_model)
+    blend, cnn = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
+    public_faces = data.rows("PublicTest")[data.face[data.rows("PublicTest")]]
+    stacker = fit_stacker(
+        stack_inputs(blend[public_faces], cnn[public_faces]),
+        data.labels[public_faces],
+        cnn_config.seed,
+    )
+    stacker_path = out_dir / STACKER_FILE
+    export_stacker(stacker, stacker_path)
+    blend_file = _place_blendshape_model(blendshape_model, out_dir)
+    bundle_path = out_dir / f"{BUNDLE_NAME}.json"
+    fused = _fused_probs(blend, cnn, stacker)
+    probs = {"blendshapes": blend, "cnn": cnn, "fused": fused}
+    ferplus = ferplus_labels(data_path, data.prepared.dataset.class_names)
+    files = {"blendshapes": blend_file, "cnn": cnn_path, "stacker": stacker_path}
+    sizes = _sizes(*files.values())
+    check_bundle_budget(sizes)
+    report: dict[str, Any] = {
+        "fer2013": score_models(data, probs, data.labels, private),
+        "ferplus_majority": score_models(data, probs, ferplus, private) if len(ferplus) else None,
+        "cnn_parity": parity,
+        "cnn_parameters": parameter_count(net),
+        "cnn_training": _training_facts(work_dir, cnn_config),
+        "stacker_fitted_on": {"usage": "PublicTest", "rows_with_face": len(public_faces)},
+        "coverage_private_test": float(data.face[private].mean()),
+        "sizes_bytes": sizes,
+        "bundle": str(bundle_path),
+    }
+    _write_bundle(bundle_path, data, report, files)
+    report["bundle_parity"] = _bundle_parity(bundle_path, data, fused, private)
+    return report
+
+
+def default_work_dir(config: CnnConfig) -> Path:
+    """CNN checkpoints under the feature cache, one folder per training configuration."""
+    import hashlib
+
+    from trainer.extract import default_cache_dir
+
+    facts = {k: v for k, v in asdict(config).items() if k not in ("progress", "threads")}
+    key = hashlib.sha256(repr(sorted(facts.items())).encode()).hexdigest()[:12]
+    return default_cache_dir().parent / "cnn" / f"fer2013-{key}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The PrivateTest table people read: every model on faces, all rows and FER+ votes."""
+    lines = [
+        "model        faces acc / F1   all rows acc / F1   device acc   FER+ all rows acc / F1",
+    ]
+    plus = report.get("ferplus_majority") or {}
+    for model in ("blendshapes", "cnn", "fused"):
+        fer = report["fer2013"][model]
+        fp = plus.get(model, {}).get("all_rows", {})
+        lines.append(
+            f"{model:<12} {_pair(fer['faces'])}      {_pair(fer['all_rows'])}         "
+            f"{fer['device']['accuracy']:.4f}       {_pair(fp) if fp else 'n/a'}"
+        )
+    sizes, training = report["sizes_bytes"], report["cnn_training"]
+    cnn_parity, bundle_parity = report["cnn_parity"], report["bundle_parity"]
+    lines.append(
+        f"bundle {report['bundle']}: {sizes['total']:,} bytes; CNN {report['cnn_parameters']:,} "
+        f"parameters, {training['epochs_run']} epochs in {training['seconds'] / 60:.1f} min "
+        f"(best {training['best_epoch']}); parity torch/onnxruntime "
+        f"{cnn_parity['max_abs_diff']:.1e}, bundle {bundle_parity['max_abs_diff']:.1e}"
+    )
+    return "\n".join(lines)
+
+
+def _pair(metrics: dict[str, Any]) -> str:
+    return f"{metrics['accuracy']:.4f} / {metrics['macro_f1']:.4f}"
+
+
+def check_bundle_budget(sizes: dict[str, int], max_bytes: int = BUNDLE_MAX_BYTES) -> None:
+    from trainer.errors import ModelBudgetError
+
+    if sizes["total"] > max_bytes:
+        raise ModelBudgetError(
+            f"the fused bundle is {sizes['total']:,} bytes, over the {max_bytes:,} byte budget"
+        )
+
+
+def _fused_probs(blend: Probs, cnn: Probs, stacker: LogisticRegression) -> Probs:
+    probs: Probs = stacker.predict_proba(stack_inputs(blend, cnn)).astype(np.float32)
+    return probs
+
+
+def _place_blendshape_model(model: Path, out_dir: Path) -> Path:
+    """The blendshape model sits beside the bundle (copied when it lives elsewhere)."""
+    target = out_dir / model.name
+    if target.resolve() != model.resolve():
+        shutil.copyfile(model, target)
+        shutil.copyfile(manifest_path_for(model), manifest_path_for(target))
+    return target
+
+
+def _training_facts(work_dir: Path, config: CnnConfig) -> dict[str, Any]:
+    state = read_state(work_dir)
+    return {
+        "config": {k: v for k, v in asdict(config).items() if k != "progress"},
+        "epochs_run": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_public_test_accuracy": state.best_accuracy,
+        "seconds": round(state.seconds, 1),
+        "history": state.history,
+    }
+
+
+def _write_bundle(
+    path: Path,
+    data: FusedData,
+    report: dict[str, Any],
+    paths: dict[str, Path],
+) -> None:
+    files = {c: {"file": p.name, "sha256": sha256_of(p)} for c, p in paths.items()}
+    headline = {
+        split: {m: _headline(report["fer2013"][m][split]) for m in ("blendshapes", "cnn", "fused")}
+        for split in ("faces", "all_rows")
+    }
+    manifest = BundleManifest(
+        name=BUNDLE_NAME,
+        labels=list(data.prepared.dataset.class_names),
+        crop=DEFAULT_CROP.as_dict(),
+        files=files,
+        metrics={"fer2013_private_test": headline, "cnn_parity": report["cnn_parity"]},
+        training_data={
+            **data.prepared.dataset.summary(),
+            "cnn": "Training (aligned crops and FER framing), early stopping on PublicTest",
+            "stacker": "PublicTest rows with a face",
+            "crop_extraction": data.crops.provenance,
+        },
+        software=software_versions(paths["cnn"].read_bytes()),
+        created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+    )
+    write_bundle(manifest, path)
+
+
+def _bundle_parity(
+    bundle_path: Path, data: FusedData, fused: Probs, rows: npt.NDArray[np.intp]
+) -> dict[str, float]:
+    """The device's FusedModel (crop → CNN → stacker) against the trainer's batch path."""
+    model = FusedModel(bundle_path)
+    faces = rows[data.face[rows]][:300]
+    features = data.prepared.features.values
+    cnn_view = data.device_view()
+    diffs = []
+    for row in faces:
+        blend = model.blendshapes.predict_rows(features[row : row + 1])[0]
+        probs = model.stack(blend, model.predict_crop(cnn_view[row]))
+        diffs.append(float(np.abs(probs - fused[row]).max()))
+    return {"rows": len(faces), "max_abs_diff": max(diffs, default=0.0)}
+
+
+def _sizes(*files: Path) -> dict[str, int]:
+    sizes = {file.name: file.stat().st_size for file in files}
+    sizes["total"] = sum(sizes.values())
+    return sizes
