@@ -23,7 +23,7 @@ import numpy.typing as npt
 LEFT_EYE_CORNERS = (33, 133)
 RIGHT_EYE_CORNERS = (362, 263)
 CROP_POINTS = LEFT_EYE_CORNERS + RIGHT_EYE_CORNERS
-CROP_VERSION = 1
+CROP_VERSION = 2  # 2: numpy bilinear warp (1 was OpenCV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,8 @@ def warp_grey(
     top = _sample(image, y0, x0, x1, fx)
     bottom = _sample(image, y1, x0, x1, fx)
     grey = top * (1.0 - fy) + bottom * fy
-    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+    crop: npt.NDArray[np.uint8] = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+    return crop
 
 
 def _sample(

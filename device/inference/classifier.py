@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,9 @@ from device.inference.manifest import (
     manifest_path_for,
     read_manifest,
 )
+
+if TYPE_CHECKING:
+    from device.inference.bundle import FusedModel
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ class ModelHolder:
 
     def __init__(self, path: Path | None, builtin: str = "fused") -> None:
         self.path = path or builtin_model(builtin)
-        self.current = load_rgb_model(self.path)
+        self.current: OnnxClassifier | FusedModel = load_rgb_model(self.path)
 
     def reload(self, path: Path | None = None) -> bool:
         """Load ``path`` (default: the same file again); on any problem log it and keep the old."""
@@ -130,7 +133,7 @@ def builtin_model(kind: str = "fused") -> Path:
     return BUILTIN_BLENDSHAPES
 
 
-def load_rgb_model(path: Path) -> Any:
+def load_rgb_model(path: Path) -> OnnxClassifier | FusedModel:
     """An ``OnnxClassifier`` for a .onnx, a ``FusedModel`` for a bundle manifest (.json)."""
     from device.inference.bundle import FusedModel, is_bundle
 

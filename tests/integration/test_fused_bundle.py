@@ -61,7 +61,7 @@ def test_bundle_files_manifest_and_budget(built: tuple[Path, dict]) -> None:
     bundle, report = built
     manifest = read_bundle(bundle)
     assert set(manifest.files) == {"blendshapes", "cnn", "stacker"}
-    assert manifest.crop == {"size": 48, "eye_distance": 0.36, "eye_line": 0.39, "version": 1}
+    assert manifest.crop == {"size": 48, "eye_distance": 0.36, "eye_line": 0.39, "version": 2}
     assert manifest.labels == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert report["sizes_bytes"]["total"] <= 5_000_000
     assert report["cnn_parity"]["max_abs_diff"] < 1e-4
