@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from device.errors import EmotionEdgeError
+from trainer.argtypes import positive_int as _positive_int
 from trainer.datasets_cli import add_datasets_command
 from trainer.errors import UsageError
 
@@ -63,8 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="output folder (default: the device package's models/)"
     )
     _add(commands, "bench-fer", "the paper's table: RF vs HGB, both protocols", _bench)
+    _add_build_fused(commands)
     _add_report(commands)
+    _add_transfer(commands)
     add_datasets_command(commands)
+    _add_thermal(commands)
     for sub, out_help in ((ev, "metrics JSON"), (tr, "output folder (required)")):
         sub.add_argument("--out", type=Path, required=sub is tr, help=out_help)
     return parser
@@ -100,16 +104,6 @@ def _add(
     if name in ("extract", "bench-fer"):
         sub.add_argument("--out", type=Path, help="features npz" if name == "extract" else "JSON")
     return sub
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -183,16 +177,59 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_build_fused(commands: Any) -> None:
+    help_text = "train the face-crop CNN, stack it with the blendshape model, write the bundle"
+    bf = _add(commands, "build-fused", help_text, _build_fused)
+    bf.add_argument("--out", type=Path, help="bundle folder (default: the device's models/)")
+    bf.add_argument("--work-dir", type=Path, help="CNN checkpoints (default: under the cache)")
+    bf.add_argument("--epochs", type=_positive_int, default=30)
+    bf.add_argument(
+        "--aligned-share",
+        type=_fraction,
+        default=0.5,
+        help="chance a training face is shown aligned instead of in FER's own framing",
+    )
+    bf.add_argument("--report", type=Path, help="write the full report JSON here")
+
+
+def _build_fused(args: argparse.Namespace) -> int:
+    from trainer.cnn import CnnConfig
+    from trainer.fused import build_fused, default_work_dir, format_report
+    from trainer.workflows import default_models_dir
+
+    config = CnnConfig(
+        epochs=args.epochs,
+        aligned_share=args.aligned_share,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    work_dir = args.work_dir or default_work_dir(config)
+    report = build_fused(
+        _data_path(args.data), args.out or default_models_dir(), work_dir, _extraction(args), config
+    )
+    print(format_report(report))
+    if args.report:
+        from trainer.evaluate import write_json
+
+        write_json(report, args.report)
+    return 0
+
+
 def _add_report(commands: Any) -> None:
     from trainer.evaluate import BACKENDS
     from trainer.report import SMILE
     from trainer.significance import DEFAULT_BOOTSTRAP
 
-    help_text = "FER2013 report: protocols, models, significance, figures (report.md)"
+    help_text = "report: protocols, models, significance, figures (report.md)"
     rp = _add(commands, "report", help_text, _report)
     rp.add_argument("--out", type=Path, required=True, help="report folder")
-    protocols = ["cv5", "official"]
-    rp.add_argument("--protocol", nargs="+", choices=protocols, default=protocols)
+    rp.add_argument(
+        "--protocol",
+        nargs="+",
+        choices=PROTOCOL_CHOICES,
+        help="default: cv5 official for FER2013, loso person_specific for labelled frames",
+    )
+    _add_frames_options(rp, required=False)
     models = ["random_forest", "hist_gradient_boosting"]
     rp.add_argument("--model", nargs="+", choices=_model_names(), default=models)
     rp.add_argument("--permutations", type=int, default=0, help="label permutations (0: none)")
@@ -210,7 +247,7 @@ def _add_report(commands: Any) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from trainer.evaluate import parallel_backend
-    from trainer.report import ReportSettings, run_fer_report
+    from trainer.report import ReportSettings
 
     settings = ReportSettings(
         models=tuple(dict.fromkeys(args.model)),
@@ -219,28 +256,222 @@ def _report(args: argparse.Namespace) -> int:
         n_boot=args.bootstrap,
         features=tuple(args.feature),
     )
-    prepared = _prepare(args)
-    protocols = tuple(dict.fromkeys(args.protocol))
-    command = [PROG, "report", "--data", str(_data_path(args.data)), "--out", str(args.out)]
-    command += ["--protocol", *protocols, "--model", *settings.models, "--seed", str(args.seed)]
-    command += ["--permutations", str(args.permutations), "--bootstrap", str(args.bootstrap)]
-    command += ["--min-face-confidence", str(args.min_face_confidence)]
-    command += ["--feature-set", args.feature_set]
+    fer = args.kind == "fer2013"
+    default = ("cv5", "official") if fer else ("loso", "person_specific")
+    protocols = tuple(dict.fromkeys(args.protocol or default))
+    run = _fer_report if fer else _frames_report
     with parallel_backend(args.backend, args.fold_jobs):
-        prefix = "blendshape." if args.feature_set == "blendshapes" else None
-        report = run_fer_report(
-            prepared, protocols, args.out, settings, command, feature_prefix=prefix
-        )
+        report = run(args, settings, protocols)
     print(f"report: {report.markdown} ({len(report.figures)} figures)")
     return 0
 
 
+def _fer_report(args: argparse.Namespace, settings: Any, protocols: tuple[str, ...]) -> Any:
+    from trainer.report import run_fer_report
+
+    prepared = _prepare(args)
+    command = [PROG, "report", "--data", str(_data_path(args.data)), "--out", str(args.out)]
+    command += _report_command_tail(args, settings, protocols)
+    prefix = "blendshape." if args.feature_set == "blendshapes" else None
+    return run_fer_report(prepared, protocols, args.out, settings, command, feature_prefix=prefix)
+
+
+def _report_command_tail(
+    args: argparse.Namespace, settings: Any, protocols: tuple[str, ...]
+) -> list[str]:
+    command = ["--protocol", *protocols, "--model", *settings.models, "--seed", str(args.seed)]
+    command += ["--permutations", str(args.permutations), "--bootstrap", str(args.bootstrap)]
+    command += ["--min-face-confidence", str(args.min_face_confidence)]
+    return [*command, "--feature-set", args.feature_set]
+
+
+def _frames_report(args: argparse.Namespace, settings: Any, protocols: tuple[str, ...]) -> Any:
+    from trainer.report import run_table_report
+
+    if args.data is None:
+        raise UsageError(f"--kind {args.kind} needs --data PATH (the dataset folder or table)")
+    frames = _load_frames(args, args.data)
+    command = [PROG, "report", "--kind", args.kind, "--data", str(args.data)]
+    command += ["--merge-map", _merge_spec(args), "--out", str(args.out)]
+    command += _report_command_tail(args, settings, protocols)
+    prefix = "blendshape." if args.feature_set == "blendshapes" else None
+    return run_table_report(
+        frames.table,
+        protocols,
+        args.out,
+        settings,
+        command,
+        inputs=frames.summary,
+        feature_prefix=prefix,
+    )
+
+
+# --- labelled frames (BAUM-1, labelled videos, feature tables) and the transfer experiment ---
+
+PROTOCOL_CHOICES = ("cv5", "official", "loso", "person_specific", "clip_kfold")
+FRAME_PROTOCOLS = ("loso", "person_specific", "clip_kfold", "cv5")
+FRAME_KINDS = ("baum1s", "baum1a", "videos", "table")
+
+
+def _add_frames_options(sub: argparse.ArgumentParser, *, required: bool) -> None:
+    kinds = FRAME_KINDS if required else ("fer2013", *FRAME_KINDS)
+    sub.add_argument(
+        "--kind",
+        choices=kinds,
+        required=required,
+        default=None if required else "fer2013",
+        help="dataset format" + ("" if required else " (default fer2013; others read --data)"),
+    )
+    sub.add_argument(
+        "--merge-map",
+        metavar="FILE",
+        help="label merge map: .toml/.json, or 'paper' (default for BAUM-1) or 'none'",
+    )
+    sub.add_argument("--annotations", type=Path, metavar="SHEET", help="BAUM-1 sheet if elsewhere")
+
+
+def _merge_spec(args: argparse.Namespace) -> str:
+    if args.merge_map is not None:
+        return str(args.merge_map)
+    return "paper" if args.kind in ("baum1s", "baum1a") else "none"
+
+
+def _load_frames(args: argparse.Namespace, path: Path) -> Any:
+    from trainer.datasets.common import load_merge_map
+    from trainer.workflows import load_frames
+
+    video_config = None if args.kind == "table" else _video_config(args)
+    merge_map = load_merge_map(_merge_spec(args))
+    return load_frames(
+        args.kind, path, merge_map, annotations=args.annotations, video_config=video_config
+    )
+
+
+def _video_config(args: argparse.Namespace) -> Any:
+    from trainer.extract import default_cache_dir
+    from trainer.video_features import VideoExtractionConfig
+
+    return VideoExtractionConfig(
+        landmarker_path=_landmarker(args.landmarker),
+        cache_dir=args.cache_dir or default_cache_dir(),
+        jobs=args.jobs,
+        min_face_confidence=args.min_face_confidence,
+        progress=not args.no_progress,
+    )
+
+
+def _add_transfer(commands: Any) -> None:
+    from trainer.significance import DEFAULT_BOOTSTRAP
+    from trainer.transfer import CONDITIONS, DEFAULT_PROTOCOLS, DEFAULT_THRESHOLD
+
+    help_text = "the paper's future work: FER2013 -> BAUM-1 transfer with pruned frames"
+    tf = _add(commands, "transfer", help_text, _transfer)
+    tf.add_argument("--target", type=Path, required=True, help="BAUM-1 folder, videos or table")
+    _add_frames_options(tf, required=True)
+    tf.add_argument("--out", type=Path, required=True, help="output folder")
+    tf.add_argument(
+        "--protocol", nargs="+", choices=FRAME_PROTOCOLS, default=list(DEFAULT_PROTOCOLS)
+    )
+    tf.add_argument(
+        "--model",
+        default="hist_gradient_boosting",
+        help="model name or spec, e.g. random_forest:n_estimators=200",
+    )
+    tf.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=DEFAULT_THRESHOLD,
+        help="keep a target frame when the FER model gives its label at least this probability",
+    )
+    tf.add_argument(
+        "--rules", default="default", help="expert rules: a .toml/.json file, 'default' or 'none'"
+    )
+    tf.add_argument(
+        "--target-weight", type=float, default=1.0, help="sample weight of a target frame"
+    )
+    tf.add_argument("--condition", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
+    tf.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP)
+    tf.add_argument("--feature-set", choices=("all", "blendshapes"), default="all")
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from trainer.model_config import parse_spec
+    from trainer.report import select_features
+    from trainer.transfer import TransferSettings, load_rules, run_transfer, summary_text
+
+    choice = parse_spec(args.model)
+    settings = TransferSettings(
+        model=choice.name,
+        model_params=choice.params,
+        threshold=args.threshold,
+        rules=load_rules(args.rules),
+        protocols=tuple(dict.fromkeys(args.protocol)),
+        conditions=tuple(dict.fromkeys(args.condition)),
+        target_weight=args.target_weight,
+        seed=args.seed,
+        n_boot=args.bootstrap,
+        progress=not args.no_progress,
+    )
+    prepared = _prepare(args)
+    prefix = "blendshape." if args.feature_set == "blendshapes" else None
+    fer, names = select_features(prepared.labelled(), prepared.features.feature_names, prefix)
+    frames = _load_frames(args, args.target)
+    inputs = {
+        "fer2013": prepared.dataset.summary(),
+        "fer2013_features": prepared.features.extraction_summary(),
+        "target": frames.summary,
+    }
+    command = _transfer_command(args, settings)
+    result = run_transfer(
+        fer, names, frames.table, settings, args.out, command=command, inputs=inputs
+    )
+    print(summary_text(result.results))
+    print(f"transfer: {result.files['markdown']}")
+    return 0
+
+
+def _transfer_command(args: argparse.Namespace, settings: Any) -> list[str]:
+    """The command that ran, every default filled in (for the manifest)."""
+    command = [PROG, "transfer", "--data", str(_data_path(args.data)), "--kind", args.kind]
+    command += ["--target", str(args.target), "--merge-map", _merge_spec(args)]
+    command += ["--out", str(args.out), "--protocol", *settings.protocols]
+    command += ["--model", args.model, "--threshold", str(args.threshold), "--rules", args.rules]
+    command += ["--target-weight", str(args.target_weight), "--condition", *settings.conditions]
+    command += ["--bootstrap", str(args.bootstrap), "--feature-set", args.feature_set]
+    return [
+        *command,
+        "--seed",
+        str(args.seed),
+        "--min-face-confidence",
+        str(args.min_face_confidence),
+    ]
+
+
+# --- thermal commands (thin wrappers over trainer.thermal and trainer.thermal_landmarks) ----
+
+
+def _add_thermal(commands: Any) -> None:
+    from trainer.thermal import add_thermal_command
+    from trainer.thermal_landmarks import add_arguments, run
+
+    add_thermal_command(commands)
+    help_text = "train the 54-point thermal landmark model (dlib) from SF-TL54 labelme files"
+    tl = commands.add_parser("thermal-landmarks", help=help_text, description=help_text)
+    tl.set_defaults(handler=run)
+    add_arguments(tl)
+    tl.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
 def _prepare(args: argparse.Namespace) -> Any:
-    from trainer.extract import DEFAULT_TIMING_SAMPLE, ExtractionConfig, default_cache_dir
     from trainer.workflows import prepare
 
-    data = _data_path(args.data)
-    config = ExtractionConfig(
+    return prepare(_data_path(args.data), _extraction(args))
+
+
+def _extraction(args: argparse.Namespace) -> Any:
+    from trainer.extract import DEFAULT_TIMING_SAMPLE, ExtractionConfig, default_cache_dir
+
+    return ExtractionConfig(
         landmarker_path=_landmarker(args.landmarker),
         cache_dir=args.cache_dir or default_cache_dir(),
         jobs=args.jobs,
@@ -249,7 +480,6 @@ def _prepare(args: argparse.Namespace) -> Any:
         timing_sample=DEFAULT_TIMING_SAMPLE if args.command in ("extract", "bench-fer") else 0,
         progress=not args.no_progress,
     )
-    return prepare(data, config)
 
 
 def _data_path(given: Path | None) -> Path:

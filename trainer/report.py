@@ -588,6 +588,68 @@ def fer_protocols(data: LabelledFeatures, names: Sequence[str], seed: int) -> di
     return {name: make_protocol(name, seed=seed, usage=data.usage) for name in names}
 
 
+SUBJECT_PROTOCOLS = ("loso", "person_specific", "clip_kfold", "cv5")
+
+
+def table_protocols(
+    subjects: Any, clips: Any, times: Any, names: Sequence[str], seed: int
+) -> dict[str, Protocol]:
+    """Protocols for frames with subjects: ``loso``, ``person_specific``, ``clip_kfold``,
+    ``cv5``. Clip ids are made unique per subject (tables may reuse ``001``)."""
+    from trainer.protocols import make_protocol
+
+    unknown = [n for n in names if n not in SUBJECT_PROTOCOLS]
+    if unknown:
+        raise UsageError(
+            f"labelled frames have no protocol {unknown[0]!r}; "
+            f"choose from {', '.join(SUBJECT_PROTOCOLS)}"
+        )
+    subjects = np.asarray(subjects).astype(str)
+    clip_keys = np.char.add(np.char.add(subjects, "/"), np.asarray(clips).astype(str))
+    return {
+        name: make_protocol(
+            name, seed=seed, subjects=subjects, clips=clip_keys, times=np.asarray(times, float)
+        )
+        for name in names
+    }
+
+
+def table_data(table: Any) -> LabelledFeatures:
+    """A ``FeatureTable`` (BAUM-1, labelled videos, a user's table) as ``LabelledFeatures``."""
+    return LabelledFeatures(
+        values=table.values,
+        face_found=table.face_found,
+        labels=table.label_indices(),
+        usage=np.full(len(table), "", dtype=np.str_),
+        class_names=table.class_names,
+        subjects=table.subjects,
+    )
+
+
+def run_table_report(
+    table: Any,
+    protocol_names: Sequence[str],
+    out_dir: Path,
+    settings: ReportSettings,
+    command: Sequence[str] = (),
+    *,
+    inputs: dict[str, Any] | None = None,
+    feature_prefix: str | None = None,
+) -> Report:
+    """The report for labelled frames (a ``FeatureTable``): LOSO, person-specific, …"""
+    if len(set(table.labels.tolist())) < 2 or not table.face_found.any():
+        raise UsageError("a report needs frames with a face of at least 2 labels")
+    data, names = select_features(table_data(table), table.feature_names, feature_prefix)
+    protocols = table_protocols(
+        table.subjects, table.clips, table.times, protocol_names, settings.seed
+    )
+    n_subjects = len(set(table.subjects.tolist()))
+    title = f"Labelled frames of {n_subjects} subjects, {len(names)} face features"
+    return build_report(
+        data, names, protocols, out_dir, settings, command=command, inputs=inputs, title=title
+    )
+
+
 def select_features(
     data: LabelledFeatures, names: Sequence[str], prefix: str | None
 ) -> tuple[LabelledFeatures, tuple[str, ...]]:

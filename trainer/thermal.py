@@ -17,10 +17,10 @@ import csv
 import math
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -178,16 +178,32 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Thermal ROI tables (the paper's Table 1).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_actions(commands)
+    return parser
+
+
+def add_thermal_command(commands: Any) -> None:
+    """``emotion-trainer thermal table|train`` under the trainer's sub-commands."""
+    help_text = "thermal: the paper's Table 1, or a thermal ROI classifier"
+    thermal = commands.add_parser("thermal", help=help_text, description=help_text)
+    add_actions(thermal.add_subparsers(dest="thermal_action", required=True, metavar="ACTION"))
+
+
+def add_actions(commands: Any) -> None:
+    """The ``table`` and ``train`` actions, each with its handler."""
     table = commands.add_parser("table", help="Table 1 from a CSV table or thermal sessions")
+    table.set_defaults(handler=run_table_command)
     table.add_argument("input", type=Path, help="tidy CSV, a session .npz, or a folder of .npz")
     table.add_argument("--out", type=Path, required=True, help="output folder")
+    table.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     train = commands.add_parser("train", help="a thermal classifier (ONNX + manifest)")
+    train.set_defaults(handler=run_train)
+    train.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     train.add_argument("input", type=Path, help="a labelled session .npz or a folder of them")
     train.add_argument("--out", type=Path, required=True, help="output folder")
     train.add_argument("--name", default="thermal_rois", help="file stem of the model")
     train.add_argument("--model", default=None, help="model spec, e.g. random_forest:max_depth=8")
     train.add_argument("--baseline-label", default="neutral", help="each subject's calm condition")
-    return parser
 
 
 def run_table(input_path: Path, out_dir: Path) -> Table1:
@@ -214,19 +230,22 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        if args.command == "train":
-            return run_train(args)
-        table = run_table(args.input, args.out)
-    except EmotionEdgeError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return exc.exit_code
+def run_table_command(args: argparse.Namespace) -> int:
+    table = run_table(args.input, args.out)
     subjects = len({row.subject for row in table.rows}) - 1
     print(f"Table 1: {subjects} subject(s), conditions {', '.join(table.conditions)}")
     print(f"wrote {args.out / 'table1.csv'} and {args.out / 'table1.md'}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except EmotionEdgeError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

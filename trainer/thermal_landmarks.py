@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from device.errors import EmotionEdgeError
 from device.features.thermal_landmarks import (
     LabelledFace,
     PredictorTraining,
@@ -29,6 +30,7 @@ from device.features.thermal_landmarks import (
     train_shape_predictor,
 )
 from device.features.thermal_roi import LANDMARK_COUNT, Box
+from trainer.argtypes import positive_int as _positive_int
 from trainer.errors import DatasetError
 
 
@@ -117,29 +119,38 @@ def train(
     return TrainingReport(out, len(faces), len(held_out), train_error, val_error, seconds)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emotion-trainer thermal-landmarks", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``emotion-trainer thermal-landmarks`` (and of ``python -m``)."""
     parser.add_argument("--train", type=Path, required=True, help="folder of labelme JSON files")
     parser.add_argument("--val", type=Path, help="held-out folder: reports its point error")
     parser.add_argument("--out", type=Path, required=True, help="the .dat model to write")
-    parser.add_argument("--tree-depth", type=int, default=4)
-    parser.add_argument("--cascade-depth", type=int, default=10)
-    parser.add_argument("--oversampling", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    parser.add_argument("--tree-depth", type=_positive_int, default=4)
+    parser.add_argument("--cascade-depth", type=_positive_int, default=10)
+    parser.add_argument("--oversampling", type=_positive_int, default=20)
+    parser.add_argument("--threads", type=_positive_int, default=2)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train from parsed arguments and print the result; errors are EmotionEdgeError."""
     options = PredictorTraining(
         tree_depth=args.tree_depth,
         cascade_depth=args.cascade_depth,
         oversampling=args.oversampling,
         threads=args.threads,
     )
+    print(format_report(train(args.train, args.val, args.out, options)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emotion-trainer thermal-landmarks", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     try:
-        report = train(args.train, args.val, args.out, options)
-    except DatasetError as exc:
+        return run(args)
+    except EmotionEdgeError as exc:
         print(f"emotion-trainer: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(format_report(report))
-    return 0
 
 
 def format_report(report: TrainingReport) -> str:

@@ -1,4 +1,5 @@
-"""FER2013 workflows the CLI runs: load + extract, fit + score + export, the shipped model."""
+"""Workflows the CLI runs: FER2013 load + extract, fit + score + export, the shipped model;
+labelled frames (BAUM-1, labelled videos, feature tables) for reports and the transfer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from trainer.datasets.fer2013 import FerDataset, load_fer2013
+from trainer.errors import DatasetError, UsageError
 from trainer.evaluate import TEST_USAGE, LabelledFeatures, official_split
 from trainer.export import ExportResult, export_model
 from trainer.extract import ExtractionConfig, Features, extract_features
@@ -122,3 +124,56 @@ def training_summary(
         "model": model_name,
         "seed": seed,
     }
+
+
+FRAME_KINDS = ("baum1s", "baum1a", "videos", "table")
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Labelled frames (BAUM-1, labelled videos or a feature table) and where they came from."""
+
+    table: Any  # trainer.datasets.table.FeatureTable
+    summary: dict[str, Any]
+
+
+def load_frames(
+    kind: str,
+    path: Path,
+    merge_map: Any,
+    *,
+    annotations: Path | None = None,
+    video_config: Any = None,
+) -> Frames:
+    """Frames of a video dataset (features extracted, cached) or of a feature table."""
+    if kind == "table":
+        from trainer.datasets.table import load_feature_table
+
+        dataset = load_feature_table(path, merge_map=merge_map)
+        return _frames(dataset.table, dataset.summary().to_dict(), len(dataset.problems), {})
+    if kind not in FRAME_KINDS:
+        raise UsageError(f"unknown dataset kind {kind!r}; expected one of {', '.join(FRAME_KINDS)}")
+    if video_config is None:
+        raise UsageError(f"dataset kind {kind!r} needs a video extraction configuration")
+    from trainer.datasets_cli import load_videos
+    from trainer.video_features import extract_video_features
+
+    videos = load_videos(kind, path, merge_map, annotations)
+    features = extract_video_features(videos.items, video_config)
+    problems = len(videos.problems) + len(features.problems)
+    extraction = {**features.provenance, "timings": features.timings}
+    return _frames(features.table, videos.summary().to_dict(), problems, extraction)
+
+
+def _frames(
+    table: Any, summary: dict[str, Any], problems: int, extraction: dict[str, Any]
+) -> Frames:
+    if problems:
+        logger.warning(
+            "%d dataset problem(s) left out (see `emotion-trainer datasets check`)", problems
+        )
+    if len(table) == 0:
+        raise DatasetError(f"{summary.get('source')}: no labelled frame to use")
+    coverage = float(table.face_found.mean())
+    counts = {"frames": len(table), "coverage": round(coverage, 6)}
+    return Frames(table, {"dataset": summary, **counts, "feature_extraction": extraction})
