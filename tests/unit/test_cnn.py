@@ -96,3 +96,12 @@ def test_onnx_export_matches_torch(small_data: TrainingData, tmp_path: Path) -> 
     parity = onnx_parity(net, path, small_data.val_crops)
     assert parity["rows"] == 64
     assert parity["max_abs_diff"] < 1e-5 and parity["argmax_agreement"] == 1.0
+
+
+def test_latency_command_measures_a_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    from trainer.cnn_latency import main
+
+    assert main(["8,1 16,1"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("8,1 16,1") and line.endswith("ms")
+    assert FaceCnn(7, channels=((8, 1), (16, 1))).head[-1].in_features == 16
