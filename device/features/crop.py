@@ -14,6 +14,7 @@ crops look alike to the network.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -107,32 +108,28 @@ def warp_grey(
     repeated outside the image. Plain numpy: the device and the trainer share it bit for bit.
     """
     inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys, xs = _grid(size)
     src_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     src_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
     height, width = image.shape[:2]
-    x0 = np.clip(np.floor(src_x), 0, width - 1).astype(np.intp)
-    y0 = np.clip(np.floor(src_y), 0, height - 1).astype(np.intp)
+    x0 = np.clip(src_x, 0, width - 1).astype(np.intp)  # = floor, clipped, for every x
+    y0 = np.clip(src_y, 0, height - 1).astype(np.intp)
     x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
     fx = np.clip(src_x - x0, 0.0, 1.0)
     fy = np.clip(src_y - y0, 0.0, 1.0)
-    top = _sample(image, y0, x0, x1, fx)
-    bottom = _sample(image, y1, x0, x1, fx)
+    corners = np.stack([y0 * width + x0, y0 * width + x1, y1 * width + x0, y1 * width + x1])
+    pixels = np.take(image.reshape(height * width, -1), corners, axis=0)  # (4, size, size, c)
+    values = pixels @ GREY_WEIGHTS if image.ndim == 3 else pixels[..., 0]
+    top = values[0] * (1.0 - fx) + values[1] * fx
+    bottom = values[2] * (1.0 - fx) + values[3] * fx
     grey = top * (1.0 - fy) + bottom * fy
     crop: npt.NDArray[np.uint8] = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
     return crop
 
 
-def _sample(
-    image: npt.NDArray[np.uint8],
-    row: npt.NDArray[np.intp],
-    x0: npt.NDArray[np.intp],
-    x1: npt.NDArray[np.intp],
-    fx: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    """One row of the bilinear blend, in grey (RGB is weighted only at the sampled pixels)."""
-    left, right = image[row, x0], image[row, x1]
-    if image.ndim == 3:
-        left, right = left @ GREY_WEIGHTS, right @ GREY_WEIGHTS
-    blend: npt.NDArray[np.float64] = left * (1.0 - fx) + right * fx
-    return blend
+@lru_cache(maxsize=4)
+def _grid(size: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys.flags.writeable = False
+    xs.flags.writeable = False
+    return ys, xs
