@@ -1,0 +1,83 @@
+"""Stacker variants on the same probabilities: what was tried before the bundle was fixed.
+
+    python -m trainer.fused_variants [--cnn device/models/fer2013_crop_cnn.onnx]
+
+Needs ``EMOTION_EDGE_FER2013`` and the landmarker (asset mirror); features and crops come from the
+cache that ``emotion-trainer build-fused`` filled. Prints PrivateTest accuracy / macro-F1 over all
+images (no face: the CNN alone, as ``classify --pre-cropped``) and on faces, for: the stacker at
+C = 0.1 and 1, with the CNN's answer averaged with its answer on the mirrored crop ("mirror"),
+and with the 70 raw features added to the stacker's inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+
+from device.assets import AssetResolver
+from device.inference.classifier import BUILTIN_BLENDSHAPES, MODELS_DIR, OnnxClassifier
+from trainer.extract import ExtractionConfig
+from trainer.fused import FusedData, blendshape_probs, cnn_probs, load_fused_data, stack_inputs
+
+Probs = npt.NDArray[np.float32]
+
+
+def score(data: FusedData, fused: Probs, cnn_alone: Probs) -> str:
+    private = data.rows("PrivateTest")
+    face, truth = data.face[private], data.labels[private]
+    predicted = np.where(face, fused[private].argmax(1), cnn_alone[private].argmax(1))
+    acc = accuracy_score(truth, predicted)
+    f1 = f1_score(truth, predicted, average="macro")
+    faces = accuracy_score(truth[face], predicted[face])
+    return f"all images {acc:.4f} / {f1:.4f}, faces {faces:.4f}"
+
+
+def variants(data: FusedData, cnn_path: Path) -> list[tuple[str, str]]:
+    view = data.device_view()
+    blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
+    cnn = cnn_probs(cnn_path, view)
+    mirrored = cnn_probs(cnn_path, np.ascontiguousarray(view[:, :, ::-1]))
+    mirror = ((cnn + mirrored) / 2).astype(np.float32)
+    raw = np.nan_to_num(data.prepared.features.values)
+    public = data.rows("PublicTest")
+    fit_rows = public[data.face[public]]
+    inputs: dict[str, tuple[npt.NDArray[np.float32], Probs]] = {
+        "plain": (stack_inputs(blend, cnn), cnn),
+        "mirror": (stack_inputs(blend, mirror), mirror),
+        "plain + raw features": (np.hstack([stack_inputs(blend, cnn), raw]), cnn),
+    }
+    lines = [
+        ("CNN alone", score(data, cnn, cnn)),
+        ("CNN alone, mirror", score(data, mirror, mirror)),
+    ]
+    for name, (x, alone) in inputs.items():
+        for c in (0.1, 1.0):
+            stacker = LogisticRegression(C=c, max_iter=5000).fit(x[fit_rows], data.labels[fit_rows])
+            lines.append((f"{name}, C={c}", score(data, stacker.predict_proba(x), alone)))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.fused_variants", description=__doc__)
+    parser.add_argument("--cnn", type=Path, default=MODELS_DIR / "fer2013_crop_cnn.onnx")
+    args = parser.parse_args(argv)
+    data_path = os.environ.get("EMOTION_EDGE_FER2013")
+    if not data_path:
+        parser.error("set EMOTION_EDGE_FER2013 to the FER2013 npz")
+    config = ExtractionConfig(
+        landmarker_path=AssetResolver().resolve("face_landmarker"), timing_sample=0
+    )
+    data = load_fused_data(Path(data_path), config)
+    for name, line in variants(data, args.cnn):
+        print(f"{name:<28} {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
