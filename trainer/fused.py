@@ -245,7 +245,11 @@ def build_fused(
         "cnn_parity": parity,
         "cnn_parameters": parameter_count(net),
         "cnn_training": _training_facts(work_dir, cnn_config),
-        "stacker_fitted_on": {"usage": "PublicTest", "rows_with_face": len(public_faces)},
+        "stacker_fitted_on": {
+            "usage": "PublicTest",
+            "rows_with_face": len(public_faces),
+            "C": STACKER_C,
+        },
         "coverage_private_test": float(data.face[private].mean()),
         "sizes_bytes": sizes,
         "bundle": str(bundle_path),
