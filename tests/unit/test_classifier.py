@@ -106,3 +106,16 @@ def test_bad_model_in_config_exits_78_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("emotion-device: model file")
+
+
+def test_builtin_choice_fused_by_default_and_blendshapes_on_request(tmp_path: Path) -> None:
+    from device.inference.bundle import FusedModel
+    from device.inference.classifier import load_rgb_model
+
+    assert isinstance(ModelHolder(None).current, FusedModel)
+    only = ModelHolder(None, "blendshapes").current
+    assert isinstance(only, OnnxClassifier) and only.name.startswith("fer2013_blendshapes_hgb@")
+    not_a_bundle = tmp_path / "notes.json"
+    not_a_bundle.write_text('{"format": "something else"}')
+    with pytest.raises(ModelMismatch, match="not a model bundle"):
+        load_rgb_model(not_a_bundle)
