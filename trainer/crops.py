@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,14 +37,11 @@ def extract_crops(
     key = hashlib.sha256(repr(sorted(provenance.items())).encode()).hexdigest()[:16]
     provenance["cache_key"] = f"crops-v{spec.version}-{spec.size}-{key}"
     rows = crop_rows if spec == DEFAULT_CROP else _rows_for(spec)
-    arrays, timings = cached_rows(images, _serial_if_custom(config, spec), key_of(provenance), rows)
+    cache_key = provenance["cache_key"]
+    arrays, timings = cached_rows(images, _serial_if_custom(config, spec), cache_key, rows)
     if not len(images):
         arrays = {"crops": np.zeros((0, spec.size, spec.size), np.uint8), "face": np.zeros(0, bool)}
     return Crops(arrays["crops"], arrays["face"].astype(bool), spec, provenance, timings)
-
-
-def key_of(provenance: dict[str, Any]) -> str:
-    return str(provenance["cache_key"])
 
 
 def crop_rows(
@@ -65,11 +62,7 @@ def _rows_for(spec: CropSpec) -> Callable[..., Arrays]:
 
 def _serial_if_custom(config: ExtractionConfig, spec: CropSpec) -> ExtractionConfig:
     """A non-default spec's row function is a closure, which worker processes cannot take."""
-    if spec == DEFAULT_CROP:
-        return config
-    from dataclasses import replace
-
-    return replace(config, jobs=1)
+    return config if spec == DEFAULT_CROP else replace(config, jobs=1)
 
 
 def _crops_with(
