@@ -13,6 +13,7 @@ crops look alike to the network.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -83,8 +84,27 @@ def face_crop(
     ``FaceFeatures.points_xy(CROP_POINTS)`` returns them; ``image`` is H x W x 3 RGB or H x W grey.
     """
     height, width = image.shape[:2]
-    matrix = crop_transform(eye_centres(points_xy, width, height), spec)
-    return warp_grey(image, matrix, spec.size)
+    return warp_grey(image, crop_inverse(points_xy, width, height, spec), spec.size)
+
+
+def crop_inverse(
+    points_xy: npt.NDArray[np.float32], width: int, height: int, spec: CropSpec
+) -> npt.NDArray[np.float64]:
+    """The 2 x 3 map from crop pixels back to image pixels: ``crop_transform`` inverted.
+
+    Plain Python floats: right after the landmarker, with cold caches, each small numpy call
+    costs tens of microseconds, and this runs on every frame.
+    """
+    (ax, ay), (bx, by), (cx, cy), (dx, dy) = points_xy.tolist()
+    lx, ly = (ax + bx) / 2.0 * width, (ay + by) / 2.0 * height
+    rx, ry = (cx + dx) / 2.0 * width, (cy + dy) / 2.0 * height
+    gap_x, gap_y = rx - lx, ry - ly
+    eye_px = max(math.hypot(gap_x, gap_y), 1e-6)
+    step = eye_px / (spec.eye_distance * spec.size)  # image pixels per crop pixel
+    cos, sin = step * gap_x / eye_px, step * gap_y / eye_px
+    u0, v0 = spec.size / 2.0, spec.eye_line * spec.size  # where the eye midpoint lands
+    mx, my = (lx + rx) / 2.0, (ly + ry) / 2.0
+    return np.array([[cos, -sin, mx - cos * u0 + sin * v0], [sin, cos, my - sin * u0 - cos * v0]])
 
 
 def whole_image_crop(
@@ -94,20 +114,19 @@ def whole_image_crop(
     height, width = image.shape[:2]
     if (height, width) == (spec.size, spec.size) and image.ndim == 2:
         return np.ascontiguousarray(image)
-    matrix = np.array([[spec.size / width, 0.0, 0.0], [0.0, spec.size / height, 0.0]])
-    matrix[:, 2] = 0.5 * (matrix[0, 0] - 1.0), 0.5 * (matrix[1, 1] - 1.0)  # pixel centres
-    return warp_grey(image, matrix, spec.size)
+    step_x, step_y = width / spec.size, height / spec.size  # pixel centres map to pixel centres
+    inverse = np.array([[step_x, 0.0, 0.5 * (step_x - 1.0)], [0.0, step_y, 0.5 * (step_y - 1.0)]])
+    return warp_grey(image, inverse, spec.size)
 
 
 def warp_grey(
-    image: npt.NDArray[np.uint8], matrix: npt.NDArray[np.float64], size: int
+    image: npt.NDArray[np.uint8], inverse: npt.NDArray[np.float64], size: int
 ) -> npt.NDArray[np.uint8]:
-    """Bilinear samples of ``image`` on the size x size grid that ``matrix`` maps it to, as grey.
+    """Bilinear samples of ``image`` at the size x size crop pixels ``inverse`` maps into it, grey.
 
     Only the crop's pixels are read (never the whole frame converted), and the edge pixels are
     repeated outside the image. Plain numpy: the device and the trainer share it bit for bit.
     """
-    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
     ys, xs = _grid(size)
     src_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     src_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]

@@ -13,6 +13,7 @@ from device.features.crop import (
     CROP_POINTS,
     DEFAULT_CROP,
     CropSpec,
+    crop_inverse,
     crop_transform,
     eye_centres,
     face_crop,
@@ -46,6 +47,20 @@ def test_eye_centres_land_where_the_spec_says(angle_deg: float) -> None:
     assert mapped == pytest.approx(
         np.array([[32 - half_gap, expected_y], [32 + half_gap, expected_y]]), abs=1e-6
     )
+
+
+@pytest.mark.parametrize("angle_deg", [0.0, 17.0, -30.0, 150.0])
+def test_crop_inverse_undoes_the_transform(angle_deg: float) -> None:
+    """The per-frame inverse (plain floats) is the similarity's inverse, to rounding."""
+    spec = CropSpec(size=48, eye_distance=0.36, eye_line=0.39)
+    centre, half = np.array([300.0, 180.0]), 25.0
+    direction = np.array([np.cos(np.radians(angle_deg)), np.sin(np.radians(angle_deg))])
+    points = corner_points(
+        tuple(centre - half * direction), tuple(centre + half * direction), (640, 360)
+    )
+    forward = np.vstack([crop_transform(eye_centres(points, 640, 360), spec), [0, 0, 1]])
+    inverse = np.vstack([crop_inverse(points, 640, 360, spec), [0, 0, 1]])
+    assert inverse @ forward == pytest.approx(np.eye(3), abs=1e-12)
 
 
 def test_crop_of_a_rotated_face_is_upright() -> None:
