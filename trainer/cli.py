@@ -182,7 +182,7 @@ def _add_build_fused(commands: Any) -> None:
     bf = _add(commands, "build-fused", help_text, _build_fused)
     bf.add_argument("--out", type=Path, help="bundle folder (default: the device's models/)")
     bf.add_argument("--work-dir", type=Path, help="CNN checkpoints (default: under the cache)")
-    bf.add_argument("--epochs", type=_positive_int, default=30)
+    bf.add_argument("--epochs", type=_positive_int, default=45)
     bf.add_argument(
         "--aligned-share",
         type=_fraction,
@@ -190,6 +190,9 @@ def _add_build_fused(commands: Any) -> None:
         help="chance a training face is shown aligned instead of in FER's own framing",
     )
     bf.add_argument("--report", type=Path, help="write the full report JSON here")
+    bf.add_argument(
+        "--float-cnn", action="store_true", help="ship the CNN in float32 instead of int8"
+    )
 
 
 def _build_fused(args: argparse.Namespace) -> int:
@@ -205,7 +208,12 @@ def _build_fused(args: argparse.Namespace) -> int:
     )
     work_dir = args.work_dir or default_work_dir(config)
     report = build_fused(
-        _data_path(args.data), args.out or default_models_dir(), work_dir, _extraction(args), config
+        _data_path(args.data),
+        args.out or default_models_dir(),
+        work_dir,
+        _extraction(args),
+        config,
+        quantize=not args.float_cnn,
     )
     print(format_report(report))
     if args.report:

@@ -42,7 +42,7 @@ INPUT_NAME, OUTPUT_NAME = "crop", "probabilities"
 
 @dataclass(frozen=True)
 class CnnConfig:
-    epochs: int = 30
+    epochs: int = 45
     batch_size: int = 128
     learning_rate: float = 3e-3
     weight_decay: float = 5e-4

@@ -41,9 +41,11 @@ from trainer.cnn import (
     train_cnn,
 )
 from trainer.crops import Crops, extract_crops
+from trainer.errors import ParityError
 from trainer.export import software_versions, to_onnx
 from trainer.extract import ExtractionConfig
 from trainer.metrics import classification_metrics, majority_class
+from trainer.quantize import MIN_ARGMAX_AGREEMENT, calibration_sample, int8_parity, quantize_cnn
 from trainer.workflows import Prepared, prepare
 
 logger = logging.getLogger(__name__)
@@ -211,16 +213,22 @@ def build_fused(
     cnn_config: CnnConfig,
     *,
     blendshape_model: Path = BUILTIN_BLENDSHAPES,
+    quantize: bool = True,
 ) -> dict[str, Any]:
-    """Train, stack, score and write the bundle into ``out_dir``; returns the report."""
+    """Train, stack, score and write the bundle into ``out_dir``; returns the report.
+
+    ``quantize``: ship the CNN in int8 (``trainer.quantize``); else the float32 export.
+    """
     data = load_fused_data(data_path, extraction)
     net = train_cnn(training_data(data), cnn_config, work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cnn_path = out_dir / CNN_FILE
-    export_onnx(net, cnn_path, DEFAULT_CROP.size)
+    float_path = work_dir / "cnn_float32.onnx"
+    export_onnx(net, float_path, DEFAULT_CROP.size)
     private = data.rows("PrivateTest")
     view = data.device_view()
-    parity = onnx_parity(net, cnn_path, view[private][:1000])
+    parity = onnx_parity(net, float_path, view[private][:1000])
+    cnn_path = out_dir / CNN_FILE
+    precision = _place_cnn(float_path, cnn_path, data, cnn_config.seed, quantize)
     blend_model = OnnxClassifier(blendshape_model)
     blend, cnn = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
     public_faces = data.rows("PublicTest")[data.face[data.rows("PublicTest")]]
@@ -243,6 +251,7 @@ def build_fused(
         "fer2013": score_models(data, probs, data.labels, private),
         "ferplus_majority": score_models(data, probs, ferplus, private) if len(ferplus) else None,
         "cnn_parity": parity,
+        "cnn_precision": precision,
         "cnn_parameters": parameter_count(net),
         "cnn_training": _training_facts(work_dir, cnn_config),
         "stacker_fitted_on": {
@@ -291,7 +300,19 @@ def format_report(report: dict[str, Any]) -> str:
         f"(best {training['best_epoch']}); parity torch/onnxruntime "
         f"{cnn_parity['max_abs_diff']:.1e}, bundle {bundle_parity['max_abs_diff']:.1e}"
     )
+    lines.append(_precision_line(report.get("cnn_precision") or {"precision": "float32"}))
     return "\n".join(lines)
+
+
+def _precision_line(precision: dict[str, Any]) -> str:
+    if precision["precision"] != "int8":
+        return f"CNN shipped in {precision['precision']}"
+    parity = precision["int8_vs_float32_private_test"]
+    return (
+        f"CNN shipped in int8 (calibrated on {precision['calibration_rows']:,} training crops): "
+        f"same class as float32 on {parity['argmax_agreement']:.2%} of PrivateTest, "
+        f"max |dp| {parity['max_abs_diff']:.3f}"
+    )
 
 
 def _pair(metrics: dict[str, Any]) -> str:
@@ -305,6 +326,30 @@ def check_bundle_budget(sizes: dict[str, int], max_bytes: int = BUNDLE_MAX_BYTES
         raise ModelBudgetError(
             f"the fused bundle is {sizes['total']:,} bytes, over the {max_bytes:,} byte budget"
         )
+
+
+def _place_cnn(
+    float_path: Path, cnn_path: Path, data: FusedData, seed: int, quantize: bool
+) -> dict[str, Any]:
+    """The CNN the bundle ships: int8, calibrated on training crops, or the float export."""
+    if not quantize:
+        shutil.copyfile(float_path, cnn_path)
+        return {"precision": "float32"}
+    view = data.device_view()
+    calibration = calibration_sample(view[data.rows("Training")], seed)
+    quantize_cnn(float_path, cnn_path, calibration)
+    private = data.rows("PrivateTest")
+    parity = int8_parity(float_path, cnn_path, view[private])
+    if parity["argmax_agreement"] < MIN_ARGMAX_AGREEMENT:
+        raise ParityError(
+            f"the int8 CNN names the float CNN's class on only {parity['argmax_agreement']:.1%} "
+            "of PrivateTest; build with --float-cnn"
+        )
+    return {
+        "precision": "int8",
+        "calibration_rows": len(calibration),
+        "int8_vs_float32_private_test": parity,
+    }
 
 
 def _fused_probs(blend: Probs, cnn: Probs, stacker: LogisticRegression) -> Probs:
@@ -349,7 +394,11 @@ def _write_bundle(
         labels=list(data.prepared.dataset.class_names),
         crop=DEFAULT_CROP.as_dict(),
         files=files,
-        metrics={"fer2013_private_test": headline, "cnn_parity": report["cnn_parity"]},
+        metrics={
+            "fer2013_private_test": headline,
+            "cnn_parity": report["cnn_parity"],
+            "cnn_precision": report["cnn_precision"],
+        },
         training_data={
             **data.prepared.dataset.summary(),
             "cnn": "Training (aligned crops and FER framing), early stopping on PublicTest",

@@ -1,0 +1,73 @@
+"""The CNN in int8: static quantization calibrated on real FER2013 crops, checked against float."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from trainer.cnn import CnnConfig, TrainingData, export_onnx, train_cnn
+from trainer.quantize import calibration_sample, int8_parity, quantize_cnn
+
+
+@pytest.fixture(scope="module")
+def float_cnn(fer_npz_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    with np.load(fer_npz_path) as raw:
+        images, labels, usage = raw["images"], raw["labels"], raw["usage"]
+    train = np.flatnonzero(usage == "Training")[:384]
+    val = np.flatnonzero(usage == "PublicTest")[:128]
+    data = TrainingData(
+        images[train],
+        images[train],
+        np.zeros(len(train), bool),
+        labels[train],
+        images[val],
+        labels[val],
+        7,
+    )
+    root = tmp_path_factory.mktemp("quantize")
+    config = CnnConfig(epochs=4, batch_size=32, threads=1, progress=False, patience=10)
+    net = train_cnn(data, config, root / "work")
+    path = root / "cnn_float32.onnx"
+    export_onnx(net, path)
+    return path, {"train": images[train], "val": images[val]}
+
+
+def test_int8_model_is_smaller_and_close_to_float(float_cnn: tuple[Path, dict]) -> None:
+    float_path, crops = float_cnn
+    int8_path = float_path.with_name("cnn_int8.onnx")
+    quantize_cnn(float_path, int8_path, calibration_sample(crops["train"], seed=0, rows=200))
+    assert int8_path.stat().st_size < float_path.stat().st_size / 3
+    graph = onnx.load(str(int8_path)).graph
+    int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 5  # every conv and the linear layer
+    assert [i.name for i in graph.input] == ["crop"] and graph.output[0].name == "probabilities"
+    parity = int8_parity(float_path, int8_path, crops["val"])
+    assert parity["rows"] == 128
+    assert parity["argmax_agreement"] >= 0.8  # a 4-epoch net: many near ties
+    assert 0.0 < parity["max_abs_diff"] < 0.2  # really quantized, and still close
+    softmax = [n for n in graph.node if n.op_type == "Softmax"]
+    assert len(softmax) == 1 and not any(
+        n.op_type == "QuantizeLinear" and softmax[0].output[0] in n.input for n in graph.node
+    )  # probabilities stay float: fine enough for the stacker's logarithm
+
+
+def test_int8_probabilities_are_not_in_steps(float_cnn: tuple[Path, dict]) -> None:
+    from device.inference.classifier import open_session
+
+    float_path, crops = float_cnn
+    int8_path = float_path.with_name("cnn_int8_steps.onnx")
+    quantize_cnn(float_path, int8_path, calibration_sample(crops["train"], seed=0, rows=200))
+    (probs,) = open_session(int8_path).run(None, {"crop": crops["val"].astype(np.float32)[:, None]})
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert (probs > 0).all()  # no class rounded away to 0
+
+
+def test_calibration_sample_is_fixed_by_the_seed() -> None:
+    crops = np.arange(50 * 4, dtype=np.uint8).reshape(50, 2, 2)
+    first = calibration_sample(crops, seed=3, rows=10)
+    assert np.array_equal(first, calibration_sample(crops, seed=3, rows=10))
+    assert not np.array_equal(first, calibration_sample(crops, seed=4, rows=10))
+    assert len(calibration_sample(crops, seed=0, rows=500)) == 50
