@@ -32,6 +32,9 @@ def test_bench_reports_every_stage_and_memory(short_video: Path, tmp_path: Path)
     expected = fused["stages_ms"]["fused_classifier"]["mean_ms"]
     expected -= fused["stages_ms"]["blendshape_only_classifier"]["mean_ms"]
     assert fused["extra_cost_ms"] == pytest.approx(expected, abs=1e-3)
+    median = fused["stages_ms"]["fused_classifier"]["median_ms"]
+    median -= fused["stages_ms"]["blendshape_only_classifier"]["median_ms"]
+    assert fused["extra_cost_median_ms"] == pytest.approx(median, abs=1e-3)
     assert set(report["stages_ms"]) >= STAGES
     assert report["stages_ms"]["landmarker"]["mean_ms"] > 0
     assert report["faces_found"] > 0 and report["stages_ms"]["classifier"]["mean_ms"] > 0
