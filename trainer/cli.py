@@ -116,6 +116,12 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _channels(text: str) -> tuple[tuple[int, int], ...]:
+    from trainer.cnn_latency import parse_channels
+
+    return parse_channels(text)
+
+
 def _model_names() -> tuple[str, ...]:
     from trainer.train import MODEL_NAMES
 
@@ -193,6 +199,11 @@ def _add_build_fused(commands: Any) -> None:
     bf.add_argument(
         "--float-cnn", action="store_true", help="ship the CNN in float32 instead of int8"
     )
+    bf.add_argument(
+        "--channels",
+        type=_channels,
+        help="CNN shape as 'width,convs' per block (default '32,1 48,1 96,2 160,1')",
+    )
 
 
 def _build_fused(args: argparse.Namespace) -> int:
@@ -205,6 +216,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         aligned_share=args.aligned_share,
         seed=args.seed,
         progress=not args.no_progress,
+        **({"channels": args.channels} if args.channels else {}),
     )
     work_dir = args.work_dir or default_work_dir(config)
     report = build_fused(

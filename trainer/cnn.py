@@ -51,6 +51,7 @@ class CnnConfig:
     patience: int = 8  # epochs without a better validation accuracy before stopping
     aligned_share: float = 0.5  # chance a training face is shown as its aligned crop
     seed: int = 0
+    channels: tuple[tuple[int, int], ...] = CHANNELS  # (width, convs) per block
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     progress: bool = True
 
@@ -172,7 +173,7 @@ def train_cnn(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     work_dir.mkdir(parents=True, exist_ok=True)
-    net = FaceCnn(data.n_classes, config.dropout)
+    net = FaceCnn(data.n_classes, config.dropout, config.channels)
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )

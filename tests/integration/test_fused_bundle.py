@@ -117,3 +117,21 @@ def test_ferplus_majority_maps_to_fer_classes(small_fer: Path) -> None:
     clear_happy = votes[:, happy] > votes.sum(axis=1) / 2
     assert (labels[clear_happy] == 3).all()
     assert set(np.unique(labels)) <= set(range(-1, 7))
+
+
+def test_build_fused_command_with_a_shape_and_float_cnn(
+    small_fer: Path, landmarker_path: Path, tmp_path: Path
+) -> None:
+    from trainer.cli import main
+
+    args = ["build-fused", "--data", str(small_fer), "--landmarker", str(landmarker_path)]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--no-progress"]
+    args += ["--epochs", "1", "--channels", "8,1 16,1", "--float-cnn"]
+    args += ["--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    assert main([*args, "--report", str(tmp_path / "report.json")]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["cnn_precision"] == {"precision": "float32"}
+    assert report["cnn_training"]["config"]["channels"] == [[8, 1], [16, 1]]
+    assert report["cnn_parameters"] < 5_000
+    model = FusedModel(tmp_path / "out" / "fer2013_fused.json")
+    assert model.predict_crop(np.zeros((48, 48), np.uint8)).shape == (7,)

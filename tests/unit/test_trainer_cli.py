@@ -48,6 +48,7 @@ def test_data_from_env_that_does_not_exist(
         (["evaluate", "--protocol", "loso"], "invalid choice: 'loso'"),
         (["evaluate", "--model", "svm"], "invalid choice: 'svm'"),
         (["extract", "--jobs", "0"], "0 must be at least 1"),
+        (["build-fused", "--channels", "8"], "blocks are 'width,convs' pairs"),
         (["train", "--data", "x.npz"], "the following arguments are required: --out"),
     ],
 )
