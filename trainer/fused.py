@@ -28,9 +28,9 @@ import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
 
 from device.features.crop import DEFAULT_CROP
-from device.inference.bundle import PROB_FLOOR, BundleManifest, FusedModel, write_bundle
+from device.inference.bundle import PROB_FLOOR, BundleManifest, FusedModel
 from device.inference.classifier import BUILTIN_BLENDSHAPES, OnnxClassifier, open_session
-from device.inference.manifest import manifest_path_for, sha256_of
+from device.inference.manifest import manifest_path_for, sha256_of, write_manifest
 from trainer.cnn import (
     CnnConfig,
     TrainingData,
@@ -408,7 +408,7 @@ def _write_bundle(
         software=software_versions(paths["cnn"].read_bytes()),
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
     )
-    write_bundle(manifest, path)
+    write_manifest(manifest, path)
 
 
 def _bundle_parity(

@@ -13,9 +13,8 @@ already a face crop (``emotion-device classify --pre-cropped``).
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from device.errors import ModelMismatch
 from device.features.blendshapes import FaceFeatures
 from device.features.crop import CROP_POINTS, CropSpec, face_crop
 from device.inference.classifier import OnnxClassifier, open_session
-from device.inference.manifest import sha256_of
+from device.inference.manifest import Provenance, manifest_from, read_manifest_json, sha256_of
 
 BUNDLE_FORMAT = "emotion-edge-bundle"
 BUNDLE_VERSION = 1
@@ -36,15 +35,11 @@ Probs = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
-class BundleManifest:
+class BundleManifest(Provenance):
     name: str
     labels: list[str]
     crop: dict[str, Any]
     files: dict[str, dict[str, str]]  # component → {"file": name, "sha256": hex}
-    metrics: dict[str, Any] = field(default_factory=dict)
-    training_data: dict[str, Any] = field(default_factory=dict)
-    software: dict[str, Any] = field(default_factory=dict)
-    created: str = ""
     format: str = BUNDLE_FORMAT
     manifest_version: int = BUNDLE_VERSION
 
@@ -59,35 +54,19 @@ class StageTimes:
     fusion_s: float = 0.0
 
 
-def is_bundle(path: Path) -> bool:
-    if path.suffix != ".json" or not path.is_file():
-        return False
-    try:
-        return bool(json.loads(path.read_text()).get("format") == BUNDLE_FORMAT)
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def read_bundle(path: Path) -> BundleManifest:
-    try:
-        raw = json.loads(path.read_text())
-        manifest = BundleManifest(**raw)
-    except FileNotFoundError as exc:
-        raise ModelMismatch(f"model bundle {path} does not exist") from exc
-    except (OSError, ValueError, TypeError) as exc:
-        raise ModelMismatch(
-            f"model bundle {path} is not a readable bundle manifest ({exc})"
-        ) from exc
+    """The bundle manifest at ``path``, read once; any problem is one ModelMismatch sentence."""
+    raw = read_manifest_json(
+        path,
+        BUNDLE_FORMAT,
+        missing=f"model bundle {path} does not exist",
+        other_format=f"{path} is not a model bundle; give a bundle .json or a model .onnx",
+    )
+    manifest = manifest_from(BundleManifest, raw, f"model bundle {path}")
     missing = [c for c in COMPONENTS if c not in manifest.files]
-    if manifest.format != BUNDLE_FORMAT or missing:
-        raise ModelMismatch(f"model bundle {path} lacks its {', '.join(missing) or 'format'}")
+    if missing:
+        raise ModelMismatch(f"model bundle {path} lacks its {', '.join(missing)}")
     return manifest
-
-
-def write_bundle(manifest: BundleManifest, path: Path) -> None:
-    from dataclasses import asdict
-
-    path.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
 
 
 def component_path(manifest_path: Path, manifest: BundleManifest, component: str) -> Path:

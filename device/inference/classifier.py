@@ -135,10 +135,6 @@ def builtin_model(kind: str = "fused") -> Path:
 
 def load_rgb_model(path: Path) -> OnnxClassifier | FusedModel:
     """An ``OnnxClassifier`` for a .onnx, a ``FusedModel`` for a bundle manifest (.json)."""
-    from device.inference.bundle import FusedModel, is_bundle
+    from device.inference.bundle import FusedModel
 
-    if is_bundle(path):
-        return FusedModel(path)
-    if path.suffix == ".json":
-        raise ModelMismatch(f"{path} is not a model bundle; give a bundle .json or a model .onnx")
-    return OnnxClassifier(path)
+    return FusedModel(path) if path.suffix == ".json" else OnnxClassifier(path)

@@ -9,17 +9,28 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from device.errors import ModelMismatch
 from device.features.schema import FEATURE_SCHEMA_VERSION, unknown_features
 
 MANIFEST_FORMAT = "emotion-edge-model"
 MANIFEST_VERSION = 1
+M = TypeVar("M", bound="Provenance")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provenance:
+    """What every manifest records about the run that made its model (all optional)."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training_data: dict[str, Any] = field(default_factory=dict)
+    software: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
 
 
 @dataclass(frozen=True)
-class ModelManifest:
+class ModelManifest(Provenance):
     onnx_file: str  # file name, relative to the manifest's folder
     sha256: str
     feature_schema_version: int
@@ -28,11 +39,7 @@ class ModelManifest:
     input_name: str = "features"
     probabilities_output: str = "probabilities"
     model_kind: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    training_data: dict[str, Any] = field(default_factory=dict)
     feature_extraction: dict[str, Any] = field(default_factory=dict)
-    software: dict[str, Any] = field(default_factory=dict)
-    created: str = ""
     format: str = MANIFEST_FORMAT
     manifest_version: int = MANIFEST_VERSION
 
@@ -54,26 +61,42 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(manifest: ModelManifest, path: Path) -> None:
+def write_manifest(manifest: Provenance, path: Path) -> None:
+    """Any manifest (model or bundle) as sorted, indented JSON."""
     path.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
 
 
 def read_manifest(path: Path) -> ModelManifest:
-    """Parse a manifest file; any problem becomes one ModelMismatch sentence."""
+    """Parse a model manifest file; any problem becomes one ModelMismatch sentence."""
+    raw = read_manifest_json(
+        path,
+        MANIFEST_FORMAT,
+        missing=f"model manifest {path} is missing; it must sit next to the .onnx",
+        other_format=f"{path} is not an emotion-edge model manifest",
+    )
+    return manifest_from(ModelManifest, raw, f"model manifest {path}")
+
+
+def read_manifest_json(
+    path: Path, expected_format: str, *, missing: str, other_format: str
+) -> dict[str, Any]:
+    """The JSON object in ``path`` whose ``format`` is ``expected_format``, read once."""
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ModelMismatch(
-            f"model manifest {path} is missing; it must sit next to the .onnx"
-        ) from exc
+        raise ModelMismatch(missing) from exc
     except (OSError, ValueError) as exc:
-        raise ModelMismatch(f"model manifest {path} is not readable JSON ({exc})") from exc
-    if not isinstance(raw, dict) or raw.get("format") != MANIFEST_FORMAT:
-        raise ModelMismatch(f"{path} is not an emotion-edge model manifest")
+        raise ModelMismatch(f"{path} is not readable JSON ({exc})") from exc
+    if not isinstance(raw, dict) or raw.get("format") != expected_format:
+        raise ModelMismatch(other_format)
+    return raw
+
+
+def manifest_from(kind: type[M], raw: dict[str, Any], what: str) -> M:
     try:
-        return ModelManifest(**raw)
+        return kind(**raw)
     except TypeError as exc:
-        raise ModelMismatch(f"model manifest {path} has wrong or missing keys ({exc})") from exc
+        raise ModelMismatch(f"{what} has wrong or missing keys ({exc})") from exc
 
 
 def check_manifest(manifest: ModelManifest, onnx_path: Path) -> None:

@@ -119,3 +119,38 @@ def test_builtin_choice_fused_by_default_and_blendshapes_on_request(tmp_path: Pa
     not_a_bundle.write_text('{"format": "something else"}')
     with pytest.raises(ModelMismatch, match="not a model bundle"):
         load_rgb_model(not_a_bundle)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "does not exist"),
+        ("{not json", "is not readable JSON"),
+        ('["a list"]', "is not a model bundle"),
+        ('{"format": "emotion-edge-model"}', "is not a model bundle"),
+        ('{"format": "emotion-edge-bundle", "name": "x"}', "wrong or missing keys"),
+    ],
+)
+def test_broken_bundle_manifests_are_one_sentence(
+    content: str | None, fragment: str, tmp_path: Path
+) -> None:
+    from device.inference.classifier import load_rgb_model
+
+    path = tmp_path / "bundle.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ModelMismatch, match=fragment) as error:
+        load_rgb_model(path)
+    assert "\n" not in str(error.value)
+
+
+def test_bundle_without_a_component_is_refused(tmp_path: Path) -> None:
+    from device.inference.bundle import read_bundle
+    from device.inference.classifier import MODELS_DIR
+
+    raw = json.loads((MODELS_DIR / "fer2013_fused.json").read_text())
+    del raw["files"]["stacker"]
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ModelMismatch, match="lacks its stacker"):
+        read_bundle(path)
