@@ -250,20 +250,14 @@ def compare_runs(
     if not np.array_equal(run_a.test_rows, run_b.test_rows):
         raise UsageError("two models can only be compared on the same folds and rows")
     found = data.face_found[run_a.test_rows]
-    y = data.labels[run_a.test_rows][found]
-    pred_a, pred_b = run_a.predicted[found], run_b.predicted[found]
-    boot: dict[str, Any] = {
-        "n_boot": n_boot,
-        "seed": seed,
-        "groups": _test_groups(groups, run_a, found),
-    }
-    return {
-        "a": run_a.model,
-        "b": run_b.model,
-        "paired": paired_test(run_a.fold_scores(), run_b.fold_scores(), _ratio(run_a)),
-        "bootstrap": bootstrap_difference(y, pred_a, pred_b, **boot),
-        "mcnemar": mcnemar(y, pred_a, pred_b),
-    }
+    return _comparison(
+        (run_a.model, run_b.model),
+        (run_a.fold_scores(), run_b.fold_scores()),
+        (run_a.predicted[found], run_b.predicted[found]),
+        data.labels[run_a.test_rows][found],
+        run=run_a,
+        boot={"n_boot": n_boot, "seed": seed, "groups": _test_groups(groups, run_a, found)},
+    )
 
 
 def compare_to_majority(
@@ -276,20 +270,32 @@ def compare_to_majority(
 ) -> dict[str, Any]:
     """The model against the majority-class baseline of the same folds (rows with a face)."""
     found = data.face_found[run.test_rows]
-    y = data.labels[run.test_rows][found]
-    model, baseline = run.predicted[found], run.baseline[found]
-    majority = run.fold_scores("majority_face_found")
-    boot: dict[str, Any] = {
-        "n_boot": n_boot,
-        "seed": seed,
-        "groups": _test_groups(groups, run, found),
-    }
+    return _comparison(
+        (run.model, "majority class"),
+        (run.fold_scores(), run.fold_scores("majority_face_found")),
+        (run.predicted[found], run.baseline[found]),
+        data.labels[run.test_rows][found],
+        run=run,
+        boot={"n_boot": n_boot, "seed": seed, "groups": _test_groups(groups, run, found)},
+    )
+
+
+def _comparison(
+    names: tuple[str, str],
+    fold_scores: tuple[list[float], list[float]],
+    predictions: tuple[IntArray, IntArray],
+    y: IntArray,
+    *,
+    run: ProtocolRun,
+    boot: dict[str, Any],
+) -> dict[str, Any]:
+    """Paired fold test, bootstrap CI and McNemar of A against B, as one result."""
     return {
-        "a": run.model,
-        "b": "majority class",
-        "paired": paired_test(run.fold_scores(), majority, _ratio(run)),
-        "bootstrap": bootstrap_difference(y, model, baseline, **boot),
-        "mcnemar": mcnemar(y, model, baseline),
+        "a": names[0],
+        "b": names[1],
+        "paired": paired_test(*fold_scores, _ratio(run)),
+        "bootstrap": bootstrap_difference(y, *predictions, **boot),
+        "mcnemar": mcnemar(y, *predictions),
     }
 
 
