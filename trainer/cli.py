@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from device.errors import EmotionEdgeError
+from trainer.argtypes import fold_jobs as _fold_jobs
 from trainer.argtypes import positive_int as _positive_int
 from trainer.datasets_cli import add_datasets_command
 from trainer.errors import UsageError
@@ -256,7 +257,7 @@ def _add_report(commands: Any) -> None:
     rp.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP)
     rp.add_argument("--feature", nargs="+", default=list(SMILE), help="Figure 2's feature(s)")
     rp.add_argument("--backend", choices=BACKENDS, default="loky", help="joblib backend for folds")
-    rp.add_argument("--fold-jobs", type=int, default=1, help="folds at once (-1: all cores)")
+    rp.add_argument("--fold-jobs", type=_fold_jobs, default=1, help="folds at once (-1: all cores)")
     rp.add_argument(
         "--feature-set",
         choices=("all", "blendshapes"),
@@ -381,6 +382,7 @@ def _video_config(args: argparse.Namespace) -> Any:
 
 
 def _add_transfer(commands: Any) -> None:
+    from trainer.evaluate import BACKENDS
     from trainer.significance import DEFAULT_BOOTSTRAP
     from trainer.transfer import CONDITIONS, DEFAULT_PROTOCOLS, DEFAULT_THRESHOLD
 
@@ -412,9 +414,12 @@ def _add_transfer(commands: Any) -> None:
     tf.add_argument("--condition", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
     tf.add_argument("--bootstrap", type=_positive_int, default=DEFAULT_BOOTSTRAP)
     tf.add_argument("--feature-set", choices=("all", "blendshapes"), default="all")
+    tf.add_argument("--backend", choices=BACKENDS, default="loky", help="joblib backend for folds")
+    tf.add_argument("--fold-jobs", type=_fold_jobs, default=1, help="folds at once (-1: all cores)")
 
 
 def _transfer(args: argparse.Namespace) -> int:
+    from trainer.evaluate import parallel_backend
     from trainer.model_config import parse_spec
     from trainer.report import select_features
     from trainer.transfer import TransferSettings, load_rules, run_transfer, summary_text
@@ -442,9 +447,10 @@ def _transfer(args: argparse.Namespace) -> int:
         "target": frames.summary,
     }
     command = _transfer_command(args, settings)
-    result = run_transfer(
-        fer, names, frames.table, settings, args.out, command=command, inputs=inputs
-    )
+    with parallel_backend(args.backend, args.fold_jobs):
+        result = run_transfer(
+            fer, names, frames.table, settings, args.out, command=command, inputs=inputs
+        )
     print(summary_text(result.results))
     print(f"transfer: {result.files['markdown']}")
     return 0
@@ -458,6 +464,7 @@ def _transfer_command(args: argparse.Namespace, settings: Any) -> list[str]:
     command += ["--model", args.model, "--threshold", str(args.threshold), "--rules", args.rules]
     command += ["--target-weight", str(args.target_weight), "--condition", *settings.conditions]
     command += ["--bootstrap", str(args.bootstrap), "--feature-set", args.feature_set]
+    command += ["--backend", args.backend, "--fold-jobs", str(args.fold_jobs)]
     return [
         *command,
         "--seed",

@@ -25,13 +25,14 @@ import sys
 import tomllib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from joblib import Parallel, delayed
 from sklearn.dummy import DummyClassifier
 from tqdm import tqdm
 
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+FoldOutput = tuple[dict[str, Any], IntArray, int]  # one fit's scores, predictions, majority
 BASELINE = "baum_only"
 ZERO_SHOT = "fer_zero_shot"
 COMBINED = "fer_plus_baum"
@@ -395,9 +397,7 @@ def fit_plan(context: Context, fold: FoldPlan) -> Any:
     return fit_rows(settings.model, x, y, settings.seed, params=settings.model_params, weights=use)
 
 
-def score_plan(
-    context: Context, fold: FoldPlan, train: IntArray, test: IntArray
-) -> tuple[dict[str, Any], IntArray, int]:
+def score_plan(context: Context, fold: FoldPlan, train: IntArray, test: IntArray) -> FoldOutput:
     """Scores of one condition in one fold, its predictions for every test row, the majority."""
     target = context.domains.target
     majority = majority_class(target.labels[train])
@@ -431,29 +431,53 @@ class ProtocolResult:
 
 
 def run_conditions(context: Context, name: str, protocol: Protocol) -> ProtocolResult:
-    """Every condition on every split of ``protocol``, with a progress bar over fits."""
+    """Every condition on every split of ``protocol``; the fits go through ``score_plans``."""
     target, settings = context.domains.target, context.settings
     splits = protocol_splits(protocol, target)
-    folds: dict[str, list[tuple[dict[str, Any], IntArray, int]]] = {
-        c: [] for c in settings.conditions
-    }
+    tasks = [
+        (plan(condition, train, target, context.pruning.kept), train, test)
+        for train, test in splits
+        for condition in settings.conditions
+    ]
+    outputs = score_plans(context, tasks, f"transfer {name}")
     plans: dict[str, list[FoldPlan]] = {c: [] for c in settings.conditions}
-    total = len(splits) * len(settings.conditions)
-    with tqdm(
-        total=total, desc=f"transfer {name}", unit="fit", disable=not settings.progress
-    ) as bar:
-        for train, test in splits:
-            for condition in settings.conditions:
-                fold = plan(condition, train, target, context.pruning.kept)
-                plans[condition].append(fold)
-                folds[condition].append(score_plan(context, fold, train, test))
-                bar.update(1)
+    folds: dict[str, list[FoldOutput]] = {c: [] for c in settings.conditions}
+    for (fold, _, _), output in zip(tasks, outputs, strict=True):
+        plans[fold.condition].append(fold)
+        folds[fold.condition].append(output)
     fold_names = protocol.fold_names()
     runs = {
         c: _run(name, c, settings.seed, fold_names, splits=splits, outputs=out)
         for c, out in folds.items()
     }
     return ProtocolResult(name, runs, plans, {})
+
+
+def score_plans(
+    context: Context, tasks: Sequence[tuple[FoldPlan, IntArray, IntArray]], desc: str
+) -> list[FoldOutput]:
+    """``score_plan`` of each (plan, train, test) through ``joblib.Parallel``, in task order.
+
+    No backend is named: the caller's ``trainer.evaluate.parallel_backend`` (or joblib's
+    ``parallel_config``) decides where and how many at once; without one they run in turn. Every
+    fit uses the settings' seed, so the results do not depend on the backend or the job count.
+    """
+    light = replace(context, fer_model=None)  # jobs use ``zero_shot``, never the FER model itself
+    jobs = (delayed(score_plan)(light, fold, train, test) for fold, train, test in tasks)
+    progress = context.settings.progress
+    with tqdm(total=len(tasks), desc=desc, unit="fit", disable=not progress) as bar:
+        return list(ParallelWithBar(bar)(jobs))
+
+
+class ParallelWithBar(Parallel):  # type: ignore[misc]  # joblib has no type hints
+    """``joblib.Parallel`` that moves a tqdm bar as tasks finish, whatever the backend."""
+
+    def __init__(self, bar: tqdm[Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bar = bar
+
+    def print_progress(self) -> None:  # joblib calls this each time tasks complete
+        self.bar.update(self.n_completed_tasks - self.bar.n)
 
 
 def _run(
@@ -463,7 +487,7 @@ def _run(
     fold_names: list[str],
     *,
     splits: list[tuple[IntArray, IntArray]],
-    outputs: list[tuple[dict[str, Any], IntArray, int]],
+    outputs: list[FoldOutput],
 ) -> ProtocolRun:
     sizes = [len(test) for _, test in splits]
     return ProtocolRun(

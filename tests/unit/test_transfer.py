@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from trainer.cli import main
 from trainer.datasets.common import load_merge_map
-from trainer.errors import DatasetError, UsageError
-from trainer.evaluate import LabelledFeatures
+from trainer.errors import EX_USAGE, DatasetError, UsageError
+from trainer.evaluate import LabelledFeatures, parallel_backend
 from trainer.report import SMILE
 from trainer.transfer import (
     BASELINE,
@@ -234,6 +235,46 @@ def test_files_report_every_condition_and_the_pruned_count(outcome: TransferResu
     assert manifest["command"] == ["test"] and manifest["settings"]["threshold"] == THRESHOLD
     assert manifest["settings"]["rules"][0]["features"] == list(SMILE)
     print("\n" + text)
+
+
+def test_two_loky_jobs_give_the_same_results_as_one(
+    outcome: TransferResult,
+    fer: LabelledFeatures,
+    fer_slice_features: object,
+    frames: Frames,
+    settings: TransferSettings,
+) -> None:
+    """``outcome`` ran its folds one at a time (no joblib config: 1 job); here 2 loky workers."""
+    names = fer_slice_features.feature_names  # type: ignore[attr-defined]
+    with parallel_backend("loky", n_jobs=2):
+        twin = run_transfer(fer, names, frames.table, settings)
+    assert list(twin.protocols) == list(outcome.protocols)
+    for name, result in outcome.protocols.items():
+        other = twin.protocols[name]
+        assert list(other.runs) == list(result.runs) == list(CONDITIONS)
+        for condition, run in result.runs.items():
+            again = other.runs[condition]
+            for field in ("test_rows", "fold_index", "predicted", "baseline"):
+                assert np.array_equal(getattr(run, field), getattr(again, field)), field
+            assert _text({"folds": again.folds}) == _text({"folds": run.folds})
+            rows = [plan.target_rows.tolist() for plan in result.plans[condition]]
+            assert [plan.target_rows.tolist() for plan in other.plans[condition]] == rows
+    assert _text(twin.results) == _text(outcome.results)  # all of metrics.json
+
+
+def _text(results: dict[str, object]) -> str:
+    return json.dumps(results, sort_keys=True, default=str)
+
+
+def test_an_unknown_backend_is_a_one_line_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["transfer", "--kind", "baum1s", "--target", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--backend", "spark", "--fold-jobs", "2"]) == EX_USAGE
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("emotion-trainer: ")
+    assert "--backend: invalid choice: 'spark'" in err[0] and "loky" in err[0]
+    assert not (tmp_path / "o").exists()
 
 
 def test_rules_are_data(tmp_path: Path) -> None:
