@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,36 +50,36 @@ class BenchOptions:
     builtin: str = "fused"
 
 
-@dataclass
-class StageSamples:
-    decode: list[float] = field(default_factory=list)
-    bare_landmarker: list[float] = field(default_factory=list)
-    landmarker: list[float] = field(default_factory=list)
-    classifier: list[float] = field(default_factory=list)
-    smoothing: list[float] = field(default_factory=list)
-    publish: list[float] = field(default_factory=list)
-    device_step: list[float] = field(default_factory=list)
-    classifier_smoothing: list[float] = field(default_factory=list)
+class Samples:
+    """Seconds per stage, the stages in a fixed order (the report's order)."""
+
+    def __init__(self, *stages: str) -> None:
+        self.seconds: dict[str, list[float]] = {stage: [] for stage in stages}
+
+    def add(self, **seconds: float) -> None:
+        for stage, value in seconds.items():
+            self.seconds[stage].append(value)
+
+    def stats_ms(self) -> dict[str, dict[str, float]]:
+        return {stage: _stats_ms(values) for stage, values in self.seconds.items()}
+
+    def count(self, stage: str) -> int:
+        return len(self.seconds[stage])
 
 
-@dataclass
-class FusedSamples:
-    """The fused path's own stages, and the blendshape-only classifier stage beside it."""
-
-    crop: list[float] = field(default_factory=list)
-    cnn: list[float] = field(default_factory=list)
-    blendshapes: list[float] = field(default_factory=list)
-    fusion: list[float] = field(default_factory=list)
-    fused_classifier: list[float] = field(default_factory=list)
-    blendshape_only_classifier: list[float] = field(default_factory=list)
-
-    def add(self, model: FusedModel, classifier_s: float) -> None:
-        times = model.times
-        self.fused_classifier.append(classifier_s)
-        self.crop.append(times.crop_s)
-        self.cnn.append(times.cnn_s)
-        self.blendshapes.append(times.blendshapes_s)
-        self.fusion.append(times.fusion_s)
+DEVICE_STAGES = (
+    "decode",
+    "bare_landmarker",
+    "landmarker",
+    "classifier",
+    "smoothing",
+    "publish",
+    "device_step",
+    "classifier_smoothing",
+)
+# The fused path's own stages, and the blendshape-only classifier stage beside it.
+FUSED_STAGES = ("crop", "cnn", "blendshapes", "fusion", "fused_classifier")
+BLEND_ONLY = "blendshape_only_classifier"
 
 
 def run_bench(options: BenchOptions) -> int:
@@ -105,7 +105,7 @@ def bench_device(
     classifier = models.current
     publisher = MemoryPublisher()
     publisher.start()
-    samples, fused = StageSamples(), FusedSamples()
+    samples, fused = Samples(*DEVICE_STAGES), Samples(*FUSED_STAGES, BLEND_ONLY)
     faces = 0
     with BlendshapeExtractor(landmarker, options.mode) as extractor:
         pipeline = _pipeline(extractor, classifier)
@@ -119,16 +119,16 @@ def bench_device(
             last: RgbFrame | None = None
             cpu0, wall0 = time.process_time(), time.perf_counter()
             for last, decode_s in frames:
-                samples.decode.append(decode_s)
+                samples.add(decode=decode_s)
                 if baseline is not None and (last.index // 2) % 2 == 1:
                     result = baseline.step(last)
                     if result.face_found:
-                        fused.blendshape_only_classifier.append(result.times.classifier_s)
+                        fused.add(**{BLEND_ONLY: result.times.classifier_s})
                     continue
                 found = _measure_frame(last, bare, pipeline, publisher, samples)
                 faces += found
                 if found and isinstance(classifier, FusedModel):
-                    fused.add(classifier, samples.classifier[-1])
+                    _add_fused(fused, classifier, samples.seconds["classifier"][-1])
             cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
             warm_ms = _warm_classifier_ms(bare, classifier, last) if last else None
     publisher.stop()
@@ -146,18 +146,26 @@ def _pipeline(extractor: BlendshapeExtractor, model: FaceModel) -> Pipeline:
     return Pipeline(extractor, model, smoother, device_id="bench", heartbeat_s=1.0)
 
 
-def _fused_report(fused: FusedSamples) -> dict[str, object]:
+def _add_fused(fused: Samples, model: FusedModel, classifier_s: float) -> None:
+    times = model.times
+    fused.add(
+        crop=times.crop_s,
+        cnn=times.cnn_s,
+        blendshapes=times.blendshapes_s,
+        fusion=times.fusion_s,
+        fused_classifier=classifier_s,
+    )
+
+
+def _fused_report(fused: Samples) -> dict[str, object]:
     """Fused stages, and its classifier stage against the blendshape-only one (faces only)."""
-    stages = {name: _stats_ms(values) for name, values in vars(fused).items()}
-    with_cnn, alone = stages["fused_classifier"], stages["blendshape_only_classifier"]
+    stages = fused.stats_ms()
+    with_cnn, alone = stages["fused_classifier"], stages[BLEND_ONLY]
     return {
         "stages_ms": stages,
         "extra_cost_ms": round(with_cnn["mean_ms"] - alone["mean_ms"], 4),
         "extra_cost_median_ms": round(with_cnn["median_ms"] - alone["median_ms"], 4),
-        "frames": {
-            "fused": len(fused.crop),
-            "blendshape_only": len(fused.blendshape_only_classifier),
-        },
+        "frames": {"fused": fused.count("crop"), "blendshape_only": fused.count(BLEND_ONLY)},
     }
 
 
@@ -198,12 +206,12 @@ def _measure_frame(
     bare: BlendshapeExtractor,
     pipeline: Pipeline,
     publisher: MemoryPublisher,
-    samples: StageSamples,
+    samples: Samples,
 ) -> int:
     ts_ms = int(frame.ts_s * 1000)
     bare_first = frame.index % 2 == 0
     if bare_first:
-        samples.bare_landmarker.append(_timed_extract(bare, frame.image, ts_ms))
+        samples.add(bare_landmarker=_timed_extract(bare, frame.image, ts_ms))
     t0 = time.perf_counter()
     result = pipeline.step(frame)
     t1 = time.perf_counter()
@@ -211,13 +219,16 @@ def _measure_frame(
         publisher.publish(result.event)
     t2 = time.perf_counter()
     if not bare_first:
-        samples.bare_landmarker.append(_timed_extract(bare, frame.image, ts_ms))
-    samples.landmarker.append(result.times.landmarker_s)
-    samples.classifier.append(result.times.classifier_s)
-    samples.smoothing.append(result.times.smoothing_s)
-    samples.classifier_smoothing.append(result.times.classifier_s + result.times.smoothing_s)
-    samples.publish.append(t2 - t1)
-    samples.device_step.append(t2 - t0)
+        samples.add(bare_landmarker=_timed_extract(bare, frame.image, ts_ms))
+    times = result.times
+    samples.add(
+        landmarker=times.landmarker_s,
+        classifier=times.classifier_s,
+        smoothing=times.smoothing_s,
+        classifier_smoothing=times.classifier_s + times.smoothing_s,
+        publish=t2 - t1,
+        device_step=t2 - t0,
+    )
     return int(result.face_found)
 
 
@@ -228,10 +239,10 @@ def _timed_extract(extractor: BlendshapeExtractor, image: npt.NDArray[np.uint8],
 
 
 def _summary(
-    samples: StageSamples, faces: int, cpu_s: float, wall_s: float, *, mode: str, model: str
+    samples: Samples, faces: int, cpu_s: float, wall_s: float, *, mode: str, model: str
 ) -> dict[str, object]:
-    stages = {name: _stats_ms(values) for name, values in vars(samples).items()}
-    n = len(samples.device_step)
+    stages = samples.stats_ms()
+    n = samples.count("device_step")
     bare_mean = stages["bare_landmarker"]["mean_ms"]
     step_mean = stages["device_step"]["mean_ms"]
     return {
