@@ -21,6 +21,7 @@ from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
+from tqdm import tqdm
 
 from device.assets import AssetResolver
 from device.errors import EmotionEdgeError
@@ -65,6 +66,10 @@ class ClassifyOptions:
     evaluate: bool = False
     builtin: str = "fused"  # the built-in model when ``model`` is None: fused or blendshapes
     pre_cropped: bool = False
+    progress: bool | None = None  # a bar on stderr; None: when it is a terminal and files are many
+
+
+PROGRESS_FROM = 10  # images; fewer finish before a bar would tell anything
 
 
 def image_files(paths: Sequence[Path]) -> Iterator[Path]:
@@ -114,22 +119,37 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     landmarker = AssetResolver().resolve("face_landmarker")
     results: list[Classified] = []
     failures = 0
-    with BlendshapeExtractor(landmarker, "image", options.min_face_confidence) as extractor:
-        for path in image_files(options.paths):
+    files = list(image_files(options.paths))
+    with (
+        BlendshapeExtractor(landmarker, "image", options.min_face_confidence) as extractor,
+        _progress_bar(files, options.progress) as bar,
+    ):
+        for path in files:
+            bar.update(1)
             try:
                 result = classify_image(path, extractor, classifier, options.pre_cropped)
             except UnreadableImage as exc:
-                print(f"emotion-device: {exc}", file=sys.stderr)
+                tqdm.write(f"emotion-device: {exc}", file=sys.stderr)
                 failures += 1
                 continue
             results.append(result)
-            print(result.as_json() if options.as_json else _line(result), file=out, flush=True)
+            tqdm.write(result.as_json() if options.as_json else _line(result), file=out)
+            out.flush()
     if options.evaluate:
         print(format_summary(summarise(results, classifier.labels)), file=sys.stderr)
     if not results and not failures:
         print("emotion-device: no image files found in the given paths", file=sys.stderr)
         return EX_DATAERR
     return EX_DATAERR if failures else 0
+
+
+def _progress_bar(files: Sequence[Path], progress: bool | None) -> tqdm[None]:
+    """A bar over the files on stderr; lines written with ``tqdm.write`` keep it intact."""
+    if progress is None:
+        progress = len(files) >= PROGRESS_FROM and sys.stderr.isatty()
+    return tqdm(
+        total=len(files), desc="classify", unit="image", file=sys.stderr, disable=not progress
+    )
 
 
 def _line(result: Classified) -> str:

@@ -166,6 +166,7 @@ def _add_classify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--evaluate", action="store_true", help="folder names are true labels: print accuracy"
     )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=cmd_classify, log_level="WARNING")
 
 
@@ -180,6 +181,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         evaluate=args.evaluate,
         builtin="blendshapes" if args.blendshapes_only else "fused",
         pre_cropped=args.pre_cropped,
+        progress=False if args.no_progress else None,
     )
     return run_classify(options)
 

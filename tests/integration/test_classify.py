@@ -50,6 +50,18 @@ def test_folder_is_walked(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r["path"] for r in rows] == [str(p) for p in expected]
 
 
+def test_progress_bar_on_stderr_leaves_the_json_lines_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = classify_json(capsys, FACES, progress=True)
+    expected = sorted(p for p in FACES.iterdir() if p.suffix in {".jpg", ".png"})
+    assert [r["path"] for r in rows] == [str(p) for p in expected]  # every line parsed as JSON
+    bar = capsys.readouterr().err
+    assert "classify: 100%" in bar and f"{len(expected)}/{len(expected)}" in bar
+    classify_json(capsys, FACES)  # not a terminal: no bar by default
+    assert "classify:" not in capsys.readouterr().err
+
+
 def test_unreadable_file_is_one_line_and_the_rest_still_runs(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_text("not an image")
