@@ -6,7 +6,8 @@ Needs ``EMOTION_EDGE_FER2013`` and the landmarker (asset mirror); features and c
 cache that ``emotion-trainer build-fused`` filled. Prints PrivateTest accuracy / macro-F1 over all
 images (no face: the CNN alone, as ``classify --pre-cropped``) and on faces, for: the stacker at
 C = 0.1 and 1, with the CNN's answer averaged with its answer on the mirrored crop ("mirror"),
-and with the 70 raw features added to the stacker's inputs.
+and with the 70 raw features added to the stacker's inputs; with ``--second-cnn`` also two CNNs
+(both in the stacker), with and without the mirror.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from device.assets import AssetResolver
+from device.inference.bundle import PROB_FLOOR
 from device.inference.classifier import BUILTIN_BLENDSHAPES, MODELS_DIR, OnnxClassifier
 from trainer.extract import ExtractionConfig
-from trainer.fused import FusedData, blendshape_probs, cnn_probs, load_fused_data, stack_inputs
+from trainer.fused import (
+    FusedData,
+    blendshape_probs,
+    cnn_probs,
+    load_fused_data,
+    stack_inputs,
+)
 
 Probs = npt.NDArray[np.float32]
 
@@ -38,15 +46,13 @@ def score(data: FusedData, fused: Probs, cnn_alone: Probs) -> str:
     return f"all images {acc:.4f} / {f1:.4f}, faces {faces:.4f}"
 
 
-def variants(data: FusedData, cnn_path: Path) -> list[tuple[str, str]]:
+def variants(
+    data: FusedData, cnn_path: Path, second_cnn: Path | None = None
+) -> list[tuple[str, str]]:
     view = data.device_view()
     blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
-    cnn = cnn_probs(cnn_path, view)
-    mirrored = cnn_probs(cnn_path, np.ascontiguousarray(view[:, :, ::-1]))
-    mirror = ((cnn + mirrored) / 2).astype(np.float32)
+    cnn, mirror = with_mirror(cnn_path, view)
     raw = np.nan_to_num(data.prepared.features.values)
-    public = data.rows("PublicTest")
-    fit_rows = public[data.face[public]]
     inputs: dict[str, tuple[npt.NDArray[np.float32], Probs]] = {
         "plain": (stack_inputs(blend, cnn), cnn),
         "mirror": (stack_inputs(blend, mirror), mirror),
@@ -56,16 +62,46 @@ def variants(data: FusedData, cnn_path: Path) -> list[tuple[str, str]]:
         ("CNN alone", score(data, cnn, cnn)),
         ("CNN alone, mirror", score(data, mirror, mirror)),
     ]
-    for name, (x, alone) in inputs.items():
-        for c in (0.1, 1.0):
-            stacker = LogisticRegression(C=c, max_iter=5000).fit(x[fit_rows], data.labels[fit_rows])
-            lines.append((f"{name}, C={c}", score(data, stacker.predict_proba(x), alone)))
-    return lines
+    if second_cnn is not None:
+        other, other_mirror = with_mirror(second_cnn, view)
+        both = ((cnn + other) / 2).astype(np.float32)
+        both_mirror = ((mirror + other_mirror) / 2).astype(np.float32)
+        inputs["two CNNs"] = (np.hstack([stack_inputs(blend, cnn), _log(other)]), both)
+        inputs["two CNNs, mirror"] = (
+            np.hstack([stack_inputs(blend, mirror), _log(other_mirror)]),
+            both_mirror,
+        )
+        lines.append(("two CNNs averaged", score(data, both, both)))
+    return lines + [
+        (f"{name}, C={c}", _stacked(data, x, alone, c))
+        for name, (x, alone) in inputs.items()
+        for c in (0.1, 1.0)
+    ]
+
+
+def with_mirror(cnn_path: Path, view: npt.NDArray[np.uint8]) -> tuple[Probs, Probs]:
+    """The CNN's answers, and their average with its answers on the mirrored crops."""
+    plain = cnn_probs(cnn_path, view)
+    mirrored = cnn_probs(cnn_path, np.ascontiguousarray(view[:, :, ::-1]))
+    return plain, ((plain + mirrored) / 2).astype(np.float32)
+
+
+def _log(probs: Probs) -> npt.NDArray[np.float32]:
+    return np.log(np.maximum(probs, PROB_FLOOR)).astype(np.float32)
+
+
+def _stacked(data: FusedData, x: npt.NDArray[np.float32], alone: Probs, c: float) -> str:
+    """A stacker with C = ``c`` fitted on the PublicTest faces, scored on PrivateTest."""
+    public = data.rows("PublicTest")
+    fit_rows = public[data.face[public]]
+    stacker = LogisticRegression(C=c, max_iter=5000).fit(x[fit_rows], data.labels[fit_rows])
+    return score(data, stacker.predict_proba(x), alone)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.fused_variants", description=__doc__)
     parser.add_argument("--cnn", type=Path, default=MODELS_DIR / "fer2013_crop_cnn.onnx")
+    parser.add_argument("--second-cnn", type=Path, help="a second CNN .onnx for the ensemble rows")
     args = parser.parse_args(argv)
     data_path = os.environ.get("EMOTION_EDGE_FER2013")
     if not data_path:
@@ -74,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         landmarker_path=AssetResolver().resolve("face_landmarker"), timing_sample=0
     )
     data = load_fused_data(Path(data_path), config)
-    for name, line in variants(data, args.cnn):
+    for name, line in variants(data, args.cnn, args.second_cnn):
         print(f"{name:<28} {line}")
     return 0
 
