@@ -135,3 +135,29 @@ def test_build_fused_command_with_a_shape_and_float_cnn(
     assert report["cnn_parameters"] < 5_000
     model = FusedModel(tmp_path / "out" / "fer2013_fused.json")
     assert model.predict_crop(np.zeros((48, 48), np.uint8)).shape == (7,)
+
+
+def test_variants_script_scores_mirror_and_two_cnn_ensembles(
+    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path, tmp_path: Path
+) -> None:
+    import re
+
+    from trainer.fused import load_fused_data
+    from trainer.fused_variants import variants
+
+    bundle, _ = built
+    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
+    extraction = ExtractionConfig(
+        landmarker_path=landmarker_path,
+        cache_dir=tmp_path / "cache",
+        jobs=1,
+        timing_sample=0,
+        progress=False,
+    )
+    lines = dict(variants(load_fused_data(small_fer, extraction), cnn, second_cnn=cnn))
+    assert {"CNN alone, mirror", "two CNNs averaged", "two CNNs, mirror, C=0.1"} <= set(lines)
+    for text in lines.values():
+        accuracy, f1, faces = map(float, re.findall(r"\d\.\d{4}", text))
+        assert 0.0 <= f1 <= 1.0 and 0.0 < accuracy <= 1.0 and 0.0 < faces <= 1.0
+    # the same CNN twice: averaging it with itself changes nothing
+    assert lines["two CNNs averaged"] == lines["CNN alone"]
