@@ -225,3 +225,40 @@ class Pacer:
     @property
     def interrupted(self) -> bool:
         return self._interrupted.is_set()
+
+
+class FrameClock:
+    """Numbered frames due at a fixed rate (``ts_s`` = index / fps_hz), paced like a camera.
+
+    What a generated source needs besides its pictures: ``open`` starts at frame 0, ``tick``
+    waits for the next frame's due time and returns its index and ``ts_s`` (None once
+    ``frame_count`` frames were given, or after ``close``, which also wakes a waiting tick).
+    """
+
+    def __init__(self, fps_hz: float, frame_count: int | None = None) -> None:
+        if fps_hz <= 0:
+            raise ValueError("fps_hz must be > 0")
+        self.fps_hz = fps_hz
+        self.frame_count = frame_count
+        self._pacer = Pacer()
+        self._index = 0
+        self._open = False
+
+    def open(self) -> None:
+        self._pacer.reset()
+        self._index = 0
+        self._open = True
+
+    def tick(self) -> tuple[int, float] | None:
+        count = self.frame_count
+        if not self._open or (count is not None and self._index >= count):
+            return None
+        index, ts_s = self._index, self._index / self.fps_hz
+        if not self._pacer.wait_until(ts_s):
+            return None
+        self._index += 1
+        return index, ts_s
+
+    def close(self) -> None:
+        self._open = False
+        self._pacer.interrupt()

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from device.config import SyntheticConfig
 from device.frames import RgbFrame
-from device.sources.latest import Pacer
+from device.sources.latest import FrameClock
 
 
 def _gradient(width: int, height: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
@@ -40,29 +40,20 @@ class SyntheticSource:
         self._phase = rng.uniform(0, 2 * math.pi, size=2)
         self._yy, self._xx = np.mgrid[0:h, 0:w].astype(np.float32)
         self._radius = max(2.0, min(w, h) / 8)
-        self._pacer = Pacer()
-        self._index = 0
-        self._open = False
+        self._clock = FrameClock(config.fps_hz, config.frame_count)
 
     def open(self) -> None:
-        self._pacer.reset()
-        self._index = 0
-        self._open = True
+        self._clock.open()
 
     def read(self) -> RgbFrame | None:
-        count = self._config.frame_count
-        if not self._open or (count is not None and self._index >= count):
+        due = self._clock.tick()
+        if due is None:
             return None
-        index = self._index
-        ts_s = index / self._config.fps_hz
-        if not self._pacer.wait_until(ts_s):
-            return None
-        self._index += 1
+        index, ts_s = due
         return RgbFrame(image=self.render(index), ts_s=ts_s, index=index)
 
     def close(self) -> None:
-        self._open = False
-        self._pacer.interrupt()
+        self._clock.close()
 
     def render(self, index: int) -> npt.NDArray[np.uint8]:
         """Frame ``index`` as H x W x 3 uint8 RGB (pure; the same index gives the same image)."""

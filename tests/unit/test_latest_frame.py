@@ -11,7 +11,7 @@ import pytest
 from device.config import SyntheticConfig
 from device.errors import SourceUnavailable
 from device.frames import RgbFrame
-from device.sources.latest import CaptureThread, LatestFrame, Pacer
+from device.sources.latest import CaptureThread, FrameClock, LatestFrame, Pacer
 from device.sources.synthetic import SyntheticSource
 
 
@@ -201,3 +201,20 @@ def test_pacer_sleeps_until_due_and_interrupt_wakes_it() -> None:
     started = time.monotonic()
     assert not pacer.wait_until(100.0)
     assert time.monotonic() - started < 2
+
+
+def test_frame_clock_numbers_frames_stops_at_the_count_and_close_wakes_it() -> None:
+    clock = FrameClock(fps_hz=50.0, frame_count=3)
+    assert clock.tick() is None  # not opened yet
+    clock.open()
+    assert [clock.tick() for _ in range(4)] == [(0, 0.0), (1, 0.02), (2, 0.04), None]
+    clock.open()  # opened again: from frame 0
+    assert clock.tick() == (0, 0.0)
+    slow = FrameClock(fps_hz=0.01)  # the next frame is due in 100 s
+    slow.open()
+    assert slow.tick() == (0, 0.0)
+    threading.Timer(0.05, slow.close).start()
+    started = time.monotonic()
+    assert slow.tick() is None and time.monotonic() - started < 2
+    with pytest.raises(ValueError, match="fps_hz"):
+        FrameClock(fps_hz=0.0)

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from device.features.schema import THERMAL_ROIS
 from device.features.thermal_roi import Box
 from device.frames import ThermalFrame
-from device.sources.latest import Pacer
+from device.sources.latest import FrameClock
 from device.sources.thermal.recording import Segment, ThermalRecording
 
 Celsius = npt.NDArray[np.float32]
@@ -177,34 +177,21 @@ class SyntheticThermalSource:
         fps_hz: float = LEPTON_FPS_HZ,
         frame_count: int | None = None,
     ) -> None:
-        if fps_hz <= 0:
-            raise ValueError("fps_hz must be > 0")
         self.face = face or SyntheticThermalFace()
-        self._fps_hz = fps_hz
-        self._frame_count = frame_count
-        self._pacer = Pacer()
-        self._index = 0
-        self._open = False
+        self._clock = FrameClock(fps_hz, frame_count)
 
     def open(self) -> None:
-        self._pacer.reset()
-        self._index = 0
-        self._open = True
+        self._clock.open()
 
     def read(self) -> ThermalFrame | None:
-        count = self._frame_count
-        if not self._open or (count is not None and self._index >= count):
+        due = self._clock.tick()
+        if due is None:
             return None
-        index = self._index
-        ts_s = index / self._fps_hz
-        if not self._pacer.wait_until(ts_s):
-            return None
-        self._index += 1
+        index, ts_s = due
         return ThermalFrame(celsius=self.face.render(index), ts_s=ts_s, index=index)
 
     def close(self) -> None:
-        self._open = False
-        self._pacer.interrupt()
+        self._clock.close()
 
 
 @dataclass(frozen=True, slots=True)
