@@ -342,16 +342,33 @@ def _export(net: FaceCnn, example: torch.Tensor, path: Path) -> None:
 
 def onnx_parity(net: FaceCnn, path: Path, crops: npt.NDArray[np.uint8]) -> dict[str, float]:
     """Largest |torch - onnxruntime| probability difference and argmax agreement on ``crops``."""
+    return probability_agreement(predict_proba(net, crops), cnn_probs(path, crops))
+
+
+def cnn_probs(
+    path: Path, crops: npt.NDArray[np.uint8], batch: int = 1024
+) -> npt.NDArray[np.float32]:
+    """An exported CNN on uint8 crops (N, size, size), through onnxruntime as the device runs it."""
     from device.inference.classifier import open_session
 
     session = open_session(path)
-    ours = predict_proba(net, crops)
-    x = crops.astype(np.float32)[:, None]
-    (theirs,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
+    parts = [
+        session.run([OUTPUT_NAME], {INPUT_NAME: crops[i : i + batch].astype(np.float32)[:, None]})[
+            0
+        ]
+        for i in range(0, len(crops), batch)
+    ]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
+
+
+def probability_agreement(
+    ours: npt.NDArray[np.float32], theirs: npt.NDArray[np.float32]
+) -> dict[str, float]:
+    """How close two models' probabilities on the same rows are: max |Δp| and argmax agreement."""
+    if not len(ours):
+        return {"rows": 0, "max_abs_diff": 0.0, "argmax_agreement": 1.0}
     return {
-        "rows": len(crops),
-        "max_abs_diff": float(np.abs(ours - theirs).max()) if len(crops) else 0.0,
-        "argmax_agreement": float((ours.argmax(1) == theirs.argmax(1)).mean())
-        if len(crops)
-        else 1.0,
+        "rows": len(ours),
+        "max_abs_diff": float(np.abs(ours - theirs).max()),
+        "argmax_agreement": float((ours.argmax(1) == theirs.argmax(1)).mean()),
     }

@@ -30,11 +30,12 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from device.features.crop import DEFAULT_CROP
 from device.inference.bundle import PROB_FLOOR, BundleManifest, FusedModel
-from device.inference.classifier import BUILTIN_BLENDSHAPES, OnnxClassifier, open_session
+from device.inference.classifier import BUILTIN_BLENDSHAPES, OnnxClassifier
 from device.inference.manifest import manifest_path_for, sha256_of, write_manifest
 from trainer.cnn import (
     CnnConfig,
     TrainingData,
+    cnn_probs,
     export_onnx,
     onnx_parity,
     parameter_count,
@@ -125,21 +126,9 @@ def blendshape_probs(model: OnnxClassifier, data: FusedData) -> Probs:
     return probs
 
 
-def cnn_probs(cnn_path: Path, crops: npt.NDArray[np.uint8], batch: int = 1024) -> Probs:
-    """The exported CNN, through onnxruntime exactly as the device runs it."""
-    session = open_session(cnn_path)
-    parts = [
-        session.run(["probabilities"], {"crop": crops[i : i + batch].astype(np.float32)[:, None]})[
-            0
-        ]
-        for i in range(0, len(crops), batch)
-    ]
-    return np.concatenate(parts).astype(np.float32)
-
-
-def stack_inputs(blend: Probs, cnn: Probs) -> npt.NDArray[np.float32]:
-    """What the bundle's stacker takes: log of both models' probabilities, blendshapes first."""
-    return np.log(np.maximum(np.hstack([blend, cnn]), PROB_FLOOR)).astype(np.float32)
+def stack_inputs(*probs: Probs) -> npt.NDArray[np.float32]:
+    """What the bundle's stacker takes: log of the models' probabilities, blendshapes first."""
+    return np.log(np.maximum(np.hstack(probs), PROB_FLOOR)).astype(np.float32)
 
 
 def fit_stacker(
@@ -151,13 +140,14 @@ def fit_stacker(
     """
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     scores = {
-        c: float(cross_val_score(_stacker(c, seed), x, y, cv=folds).mean()) for c in STACKER_CS
+        c: float(cross_val_score(stacker_model(c, seed), x, y, cv=folds).mean()) for c in STACKER_CS
     }
     best = max(scores, key=lambda c: scores[c])
-    return _stacker(best, seed).fit(x, y), {str(c): round(v, 4) for c, v in scores.items()}
+    return stacker_model(best, seed).fit(x, y), {str(c): round(v, 4) for c, v in scores.items()}
 
 
-def _stacker(c: float, seed: int) -> LogisticRegression:
+def stacker_model(c: float, seed: int = 0) -> LogisticRegression:
+    """The stacker, unfitted: multinomial logistic regression with inverse regularisation C."""
     return LogisticRegression(C=c, max_iter=5000, random_state=seed)
 
 
@@ -240,7 +230,9 @@ def build_fused(
     view = data.device_view()
     parity = onnx_parity(net, float_path, view[private][:1000])
     cnn_path = out_dir / CNN_FILE
-    precision = _place_cnn(float_path, cnn_path, data, cnn_config.seed, quantize)
+    precision = _place_cnn(
+        float_path, cnn_path, data, view, seed=cnn_config.seed, quantize=quantize
+    )
     blend_model = OnnxClassifier(blendshape_model)
     blend, cnn = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
     public_faces = data.rows("PublicTest")[data.face[data.rows("PublicTest")]]
@@ -342,13 +334,21 @@ def check_bundle_budget(sizes: dict[str, int], max_bytes: int = BUNDLE_MAX_BYTES
 
 
 def _place_cnn(
-    float_path: Path, cnn_path: Path, data: FusedData, seed: int, quantize: bool
+    float_path: Path,
+    cnn_path: Path,
+    data: FusedData,
+    view: npt.NDArray[np.uint8],
+    *,
+    seed: int,
+    quantize: bool,
 ) -> dict[str, Any]:
-    """The CNN the bundle ships: int8, calibrated on training crops, or the float export."""
+    """The CNN the bundle ships: int8, calibrated on training crops, or the float export.
+
+    ``view`` is ``data.device_view()``, made once by the caller (a copy of every image).
+    """
     if not quantize:
         shutil.copyfile(float_path, cnn_path)
         return {"precision": "float32"}
-    view = data.device_view()
     calibration = calibration_sample(view[data.rows("Training")], seed)
     quantize_cnn(float_path, cnn_path, calibration)
     private = data.rows("PrivateTest")

@@ -18,20 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 from device.assets import AssetResolver
-from device.inference.bundle import PROB_FLOOR
 from device.inference.classifier import BUILTIN_BLENDSHAPES, MODELS_DIR, OnnxClassifier
+from trainer.cnn import cnn_probs
 from trainer.extract import ExtractionConfig
-from trainer.fused import (
-    FusedData,
-    blendshape_probs,
-    cnn_probs,
-    load_fused_data,
-    stack_inputs,
-)
+from trainer.fused import FusedData, blendshape_probs, load_fused_data, stack_inputs, stacker_model
 
 Probs = npt.NDArray[np.float32]
 
@@ -66,11 +59,8 @@ def variants(
         other, other_mirror = with_mirror(second_cnn, view)
         both = ((cnn + other) / 2).astype(np.float32)
         both_mirror = ((mirror + other_mirror) / 2).astype(np.float32)
-        inputs["two CNNs"] = (np.hstack([stack_inputs(blend, cnn), _log(other)]), both)
-        inputs["two CNNs, mirror"] = (
-            np.hstack([stack_inputs(blend, mirror), _log(other_mirror)]),
-            both_mirror,
-        )
+        inputs["two CNNs"] = (stack_inputs(blend, cnn, other), both)
+        inputs["two CNNs, mirror"] = (stack_inputs(blend, mirror, other_mirror), both_mirror)
         lines.append(("two CNNs averaged", score(data, both, both)))
     return lines + [
         (f"{name}, C={c}", _stacked(data, x, alone, c))
@@ -86,15 +76,11 @@ def with_mirror(cnn_path: Path, view: npt.NDArray[np.uint8]) -> tuple[Probs, Pro
     return plain, ((plain + mirrored) / 2).astype(np.float32)
 
 
-def _log(probs: Probs) -> npt.NDArray[np.float32]:
-    return np.log(np.maximum(probs, PROB_FLOOR)).astype(np.float32)
-
-
 def _stacked(data: FusedData, x: npt.NDArray[np.float32], alone: Probs, c: float) -> str:
     """A stacker with C = ``c`` fitted on the PublicTest faces, scored on PrivateTest."""
     public = data.rows("PublicTest")
     fit_rows = public[data.face[public]]
-    stacker = LogisticRegression(C=c, max_iter=5000).fit(x[fit_rows], data.labels[fit_rows])
+    stacker = stacker_model(c).fit(x[fit_rows], data.labels[fit_rows])
     return score(data, stacker.predict_proba(x), alone)
 
 

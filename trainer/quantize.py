@@ -26,8 +26,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from device.inference.classifier import open_session
-from trainer.cnn import INPUT_NAME, OUTPUT_NAME
+from trainer.cnn import INPUT_NAME, cnn_probs, probability_agreement
 
 CALIBRATION_ROWS = 3000
 MIN_ARGMAX_AGREEMENT = 0.95  # the int8 CNN must name the float CNN's class this often
@@ -76,16 +75,4 @@ def int8_parity(
     float_path: Path, int8_path: Path, crops: npt.NDArray[np.uint8]
 ) -> dict[str, float]:
     """The int8 CNN against the float CNN on ``crops``: argmax agreement and max |Δp|."""
-    float_probs, int8_probs = (_probs(path, crops) for path in (float_path, int8_path))
-    return {
-        "rows": len(crops),
-        "argmax_agreement": float((float_probs.argmax(1) == int8_probs.argmax(1)).mean()),
-        "max_abs_diff": float(np.abs(float_probs - int8_probs).max()),
-    }
-
-
-def _probs(path: Path, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    session = open_session(path)
-    x = crops.astype(np.float32)[:, None]
-    (probs,) = session.run([OUTPUT_NAME], {INPUT_NAME: x})
-    return np.asarray(probs, dtype=np.float32)
+    return probability_agreement(cnn_probs(float_path, crops), cnn_probs(int8_path, crops))
