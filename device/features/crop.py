@@ -51,28 +51,6 @@ DEFAULT_CROP = CropSpec()
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as OpenCV's RGB2GRAY
 
 
-def eye_centres(
-    points_xy: npt.NDArray[np.float32], width: int, height: int
-) -> npt.NDArray[np.float64]:
-    """(2, 2) pixel centres of the image-left and image-right eye from the four CROP_POINTS."""
-    pixels = np.asarray(points_xy, dtype=np.float64) * (width, height)
-    return np.stack([pixels[0:2].mean(axis=0), pixels[2:4].mean(axis=0)])
-
-
-def crop_transform(eyes: npt.NDArray[np.float64], spec: CropSpec) -> npt.NDArray[np.float64]:
-    """The 2 x 3 similarity that maps the two eye centres to their places in the crop."""
-    (lx, ly), (rx, ry) = eyes
-    dx, dy = rx - lx, ry - ly
-    eye_px = max(float(np.hypot(dx, dy)), 1e-6)
-    scale = spec.eye_distance * spec.size / eye_px
-    cos, sin = scale * dx / eye_px, scale * dy / eye_px
-    rotate = np.array([[cos, sin], [-sin, cos]])
-    centre_src = np.array([(lx + rx) / 2.0, (ly + ry) / 2.0])
-    centre_dst = np.array([spec.size / 2.0, spec.eye_line * spec.size])
-    shift = centre_dst - rotate @ centre_src
-    return np.hstack([rotate, shift[:, None]])
-
-
 def face_crop(
     image: npt.NDArray[np.uint8],
     points_xy: npt.NDArray[np.float32],
@@ -90,10 +68,12 @@ def face_crop(
 def crop_inverse(
     points_xy: npt.NDArray[np.float32], width: int, height: int, spec: CropSpec
 ) -> npt.NDArray[np.float64]:
-    """The 2 x 3 map from crop pixels back to image pixels: ``crop_transform`` inverted.
+    """The 2 x 3 map from crop pixels back to image pixels (a similarity: rotation, scale, shift).
 
-    Plain Python floats: right after the landmarker, with cold caches, each small numpy call
-    costs tens of microseconds, and this runs on every frame.
+    The eye centres (each the mean of its two corners) land at ``spec``'s places: the midpoint
+    between them at (size / 2, eye_line * size), their distance at eye_distance * size, their
+    line horizontal. Plain Python floats: right after the landmarker, with cold caches, each
+    small numpy call costs tens of microseconds, and this runs on every frame.
     """
     (ax, ay), (bx, by), (cx, cy), (dx, dy) = points_xy.tolist()
     lx, ly = (ax + bx) / 2.0 * width, (ay + by) / 2.0 * height
