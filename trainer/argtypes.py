@@ -27,3 +27,14 @@ def fold_jobs(text: str) -> int:
             f"{value}: give a number of folds at once, or -1 for all cores"
         )
     return value
+
+
+def channels(text: str) -> tuple[tuple[int, int], ...]:
+    """A CNN shape: 'width,convs' per block, e.g. '32,1 48,1 96,2 160,1'."""
+    try:
+        blocks = tuple(tuple(int(v) for v in block.split(",")) for block in text.split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: blocks are 'width,convs' pairs") from None
+    if not blocks or any(len(b) != 2 or min(b) < 1 for b in blocks):
+        raise argparse.ArgumentTypeError(f"{text!r}: blocks are 'width,convs' pairs")
+    return blocks  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from device.errors import EmotionEdgeError
+from trainer.argtypes import channels as _channels
 from trainer.argtypes import fold_jobs as _fold_jobs
 from trainer.argtypes import positive_int as _positive_int
 from trainer.datasets_cli import add_datasets_command
@@ -117,12 +118,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _channels(text: str) -> tuple[tuple[int, int], ...]:
-    from trainer.cnn_latency import parse_channels
-
-    return parse_channels(text)
-
-
 def _model_names() -> tuple[str, ...]:
     from trainer.train import MODEL_NAMES
 
@@ -208,7 +203,7 @@ def _add_build_fused(commands: Any) -> None:
 
 
 def _build_fused(args: argparse.Namespace) -> int:
-    from trainer.cnn import CnnConfig
+    from trainer.cnn import CHANNELS, CnnConfig
     from trainer.fused import build_fused, default_work_dir, format_report
     from trainer.workflows import default_models_dir
 
@@ -217,7 +212,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         aligned_share=args.aligned_share,
         seed=args.seed,
         progress=not args.no_progress,
-        **({"channels": args.channels} if args.channels else {}),
+        channels=args.channels or CHANNELS,
     )
     work_dir = args.work_dir or default_work_dir(config)
     report = build_fused(

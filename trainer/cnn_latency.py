@@ -17,20 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from device.inference.classifier import open_session
+from trainer.argtypes import channels as parse_channels
 from trainer.cnn import CHANNELS, FaceCnn, export_onnx, parameter_count
 
 CALLS = 400
 WARM_UP = 50
-
-
-def parse_channels(text: str) -> tuple[tuple[int, int], ...]:
-    try:
-        blocks = tuple(tuple(int(v) for v in block.split(",")) for block in text.split())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: blocks are 'width,convs' pairs") from None
-    if not blocks or any(len(b) != 2 or min(b) < 1 for b in blocks):
-        raise argparse.ArgumentTypeError(f"{text!r}: blocks are 'width,convs' pairs")
-    return blocks  # type: ignore[return-value]
 
 
 def measure(channels: tuple[tuple[int, int], ...], folder: Path) -> dict[str, float]:
