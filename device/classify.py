@@ -120,12 +120,8 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     results: list[Classified] = []
     failures = 0
     files = list(image_files(options.paths))
-    with (
-        BlendshapeExtractor(landmarker, "image", options.min_face_confidence) as extractor,
-        _progress_bar(files, options.progress) as bar,
-    ):
-        for path in files:
-            bar.update(1)
+    with BlendshapeExtractor(landmarker, "image", options.min_face_confidence) as extractor:
+        for path in _with_progress(files, options.progress):
             try:
                 result = classify_image(path, extractor, classifier, options.pre_cropped)
             except UnreadableImage as exc:
@@ -143,13 +139,11 @@ def run_classify(options: ClassifyOptions, out: TextIO | None = None) -> int:
     return EX_DATAERR if failures else 0
 
 
-def _progress_bar(files: Sequence[Path], progress: bool | None) -> tqdm[None]:
-    """A bar over the files on stderr; lines written with ``tqdm.write`` keep it intact."""
+def _with_progress(files: list[Path], progress: bool | None) -> Iterator[Path]:
+    """The files, counted on a stderr bar as each finishes; ``tqdm.write`` keeps lines whole."""
     if progress is None:
         progress = len(files) >= PROGRESS_FROM and sys.stderr.isatty()
-    return tqdm(
-        total=len(files), desc="classify", unit="image", file=sys.stderr, disable=not progress
-    )
+    return iter(tqdm(files, desc="classify", unit="image", file=sys.stderr, disable=not progress))
 
 
 def _line(result: Classified) -> str:

@@ -40,18 +40,23 @@ def small_fer(fer_npz_path: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return path
 
 
+def quiet_extraction(landmarker_path: Path, cache_dir: Path) -> ExtractionConfig:
+    """One process, no timing sample, no bar: feature extraction as the tests want it."""
+    return ExtractionConfig(
+        landmarker_path=landmarker_path,
+        cache_dir=cache_dir,
+        jobs=1,
+        timing_sample=0,
+        progress=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def built(
     small_fer: Path, landmarker_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("bundle")
-    extraction = ExtractionConfig(
-        landmarker_path=landmarker_path,
-        cache_dir=root / "cache",
-        jobs=1,
-        timing_sample=0,
-        progress=False,
-    )
+    extraction = quiet_extraction(landmarker_path, root / "cache")
     config = CnnConfig(epochs=2, batch_size=32, threads=1, progress=False)
     report = build_fused(small_fer, root / "out", root / "work", extraction, config)
     return root / "out" / "fer2013_fused.json", report
@@ -138,7 +143,7 @@ def test_build_fused_command_with_a_shape_and_float_cnn(
 
 
 def test_variants_script_scores_mirror_and_two_cnn_ensembles(
-    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path, tmp_path: Path
+    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path
 ) -> None:
     import re
 
@@ -147,13 +152,7 @@ def test_variants_script_scores_mirror_and_two_cnn_ensembles(
 
     bundle, _ = built
     cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
-    extraction = ExtractionConfig(
-        landmarker_path=landmarker_path,
-        cache_dir=tmp_path / "cache",
-        jobs=1,
-        timing_sample=0,
-        progress=False,
-    )
+    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")  # built's cache
     lines = dict(variants(load_fused_data(small_fer, extraction), cnn, second_cnn=cnn))
     assert {"CNN alone, mirror", "two CNNs averaged", "two CNNs, mirror, C=0.1"} <= set(lines)
     for text in lines.values():
