@@ -105,3 +105,25 @@ def test_latency_command_measures_a_shape(capsys: pytest.CaptureFixture[str]) ->
     line = capsys.readouterr().out.strip()
     assert line.startswith("8,1 16,1") and line.endswith("ms")
     assert FaceCnn(7, channels=((8, 1), (16, 1))).head[-1].in_features == 16
+    assert "warm" in line and "cold" in line
+
+
+def test_latency_command_times_int8_shapes_and_onnx_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    from trainer.cnn_latency import main
+
+    assert main(["8,1 16,1", "--int8"]) == 0
+    int8_bytes = int(re.search(r"([\d,]+) B", capsys.readouterr().out)[1].replace(",", ""))
+    net = FaceCnn(7, channels=((8, 1), (16, 1)))
+    export_onnx(net, tmp_path / "a.onnx")
+    assert int8_bytes != (tmp_path / "a.onnx").stat().st_size  # the int8 file was timed
+    assert main(["--onnx", str(tmp_path / "a.onnx"), str(tmp_path / "a.onnx"), "--batch", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    size = 2 * (tmp_path / "a.onnx").stat().st_size
+    assert line.endswith("ms") and f"{size:,} B" in line and "(batch 2)" in line
+    with pytest.raises(SystemExit):
+        main(["--onnx", str(tmp_path / "missing.onnx")])
+    assert "no such ONNX file" in capsys.readouterr().err
