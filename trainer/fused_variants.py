@@ -7,14 +7,17 @@ cache that ``emotion-trainer build-fused`` filled. Prints PrivateTest accuracy /
 images (no face: the CNN alone, as ``classify --pre-cropped``) and on faces, for: the stacker at
 C = 0.1 and 1, with the CNN's answer averaged with its answer on the mirrored crop ("mirror"),
 and with the 70 raw features added to the stacker's inputs; with ``--second-cnn`` also two CNNs
-(both in the stacker), with and without the mirror.
+(both in the stacker), with and without the mirror. ``--int8-from FLOAT.onnx`` (the float export
+``build-fused`` leaves in its work dir as ``cnn_float32.onnx``) scores ways of quantizing it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +28,7 @@ from device.inference.classifier import BUILTIN_BLENDSHAPES, MODELS_DIR, OnnxCla
 from trainer.cnn import cnn_probs
 from trainer.extract import ExtractionConfig
 from trainer.fused import FusedData, blendshape_probs, load_fused_data, stack_inputs, stacker_model
+from trainer.quantize import calibration_sample, quantize_cnn
 
 Probs = npt.NDArray[np.float32]
 
@@ -69,6 +73,32 @@ def variants(
     ]
 
 
+INT8_VARIANTS: dict[str, dict[str, Any]] = {
+    "softmax quantized too, 1,000 crops (seed 0)": {"rows": 1000, "seed": 0, "float_ops": ()},
+    "softmax quantized too, 1,000 crops (seed 1)": {"rows": 1000, "seed": 1, "float_ops": ()},
+    "softmax quantized too, 3,000 crops": {"rows": 3000, "seed": 0, "float_ops": ()},
+    "convolutions only, 3,000 crops": {"rows": 3000, "seed": 0, "only_ops": ("Conv",)},
+    "all but the softmax, 3,000 crops (shipped)": {"rows": 3000, "seed": 0},
+}
+
+
+def int8_variants(data: FusedData, float_cnn: Path, folder: Path) -> list[tuple[str, str]]:
+    """The float CNN quantized in several ways (``INT8_VARIANTS``); CNN alone and fused, C=0.1."""
+    view = data.device_view()
+    blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
+    training = view[data.rows("Training")]
+    lines = []
+    for name, how in INT8_VARIANTS.items():
+        out = folder / "int8.onnx"
+        calibration = calibration_sample(training, how["seed"], how["rows"])
+        options = {k: v for k, v in how.items() if k in ("float_ops", "only_ops")}
+        quantize_cnn(float_cnn, out, calibration, **options)
+        cnn = cnn_probs(out, view)
+        fused = _stacked(data, stack_inputs(blend, cnn), cnn, 0.1)
+        lines.append((name, f"CNN {score(data, cnn, cnn)} | fused {fused}"))
+    return lines
+
+
 def with_mirror(cnn_path: Path, view: npt.NDArray[np.uint8]) -> tuple[Probs, Probs]:
     """The CNN's answers, and their average with its answers on the mirrored crops."""
     plain = cnn_probs(cnn_path, view)
@@ -88,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.fused_variants", description=__doc__)
     parser.add_argument("--cnn", type=Path, default=MODELS_DIR / "fer2013_crop_cnn.onnx")
     parser.add_argument("--second-cnn", type=Path, help="a second CNN .onnx for the ensemble rows")
+    parser.add_argument(
+        "--int8-from", type=Path, help="a float32 CNN .onnx: score ways of quantizing it instead"
+    )
     args = parser.parse_args(argv)
     data_path = os.environ.get("EMOTION_EDGE_FER2013")
     if not data_path:
@@ -96,7 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         landmarker_path=AssetResolver().resolve("face_landmarker"), timing_sample=0
     )
     data = load_fused_data(Path(data_path), config)
-    for name, line in variants(data, args.cnn, args.second_cnn):
+    if args.int8_from:
+        with tempfile.TemporaryDirectory() as folder:
+            lines = int8_variants(data, args.int8_from, Path(folder))
+    else:
+        lines = variants(data, args.cnn, args.second_cnn)
+    for name, line in lines:
         print(f"{name:<28} {line}")
     return 0
 

@@ -53,12 +53,24 @@ def calibration_sample(
     return crops[np.sort(pick)]
 
 
-def quantize_cnn(float_path: Path, out_path: Path, calibration: npt.NDArray[np.uint8]) -> None:
-    """Write the int8 (QDQ) version of the float CNN at ``float_path`` to ``out_path``."""
+def quantize_cnn(
+    float_path: Path,
+    out_path: Path,
+    calibration: npt.NDArray[np.uint8],
+    *,
+    float_ops: tuple[str, ...] = ("Softmax",),
+    only_ops: tuple[str, ...] | None = None,
+) -> None:
+    """Write the int8 (QDQ) version of the float CNN at ``float_path`` to ``out_path``.
+
+    Nodes of the types in ``float_ops`` stay float; ``only_ops`` limits quantization to those
+    types (the defaults are what the bundle ships; ``trainer.fused_variants`` tries others).
+    """
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(float_path), str(prepared))
-        softmax = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Softmax"]
+        graph = onnx.load(str(prepared)).graph
+        kept_float = [n.name for n in graph.node if n.op_type in float_ops]
         quantize_static(
             str(prepared),
             str(out_path),
@@ -67,7 +79,8 @@ def quantize_cnn(float_path: Path, out_path: Path, calibration: npt.NDArray[np.u
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=softmax,
+            nodes_to_exclude=kept_float,
+            op_types_to_quantize=list(only_ops) if only_ops else None,
         )
 
 

@@ -160,3 +160,21 @@ def test_variants_script_scores_mirror_and_two_cnn_ensembles(
         assert 0.0 <= f1 <= 1.0 and 0.0 < accuracy <= 1.0 and 0.0 < faces <= 1.0
     # the same CNN twice: averaging it with itself changes nothing
     assert lines["two CNNs averaged"] == lines["CNN alone"]
+
+
+def test_int8_variants_quantize_the_float_cnn_each_way(
+    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path, tmp_path: Path
+) -> None:
+    import re
+
+    from trainer.fused import load_fused_data
+    from trainer.fused_variants import INT8_VARIANTS, int8_variants
+
+    bundle, _ = built
+    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
+    float_cnn = bundle.parents[1] / "work" / "cnn_float32.onnx"
+    lines = int8_variants(load_fused_data(small_fer, extraction), float_cnn, tmp_path)
+    assert [name for name, _ in lines] == list(INT8_VARIANTS)
+    for _, text in lines:
+        scores = [float(v) for v in re.findall(r"\d\.\d{4}", text)]
+        assert len(scores) == 6 and all(0.0 <= v <= 1.0 for v in scores)
