@@ -191,6 +191,12 @@ def _add_build_fused(commands: Any) -> None:
         default=0.5,
         help="chance a training face is shown aligned instead of in FER's own framing",
     )
+    bf.add_argument(
+        "--erase",
+        type=_fraction,
+        default=0.0,
+        help="chance a training face gets one rectangle blanked out (cutout augmentation)",
+    )
     bf.add_argument("--report", type=Path, help="write the full report JSON here")
     bf.add_argument(
         "--float-cnn", action="store_true", help="ship the CNN in float32 instead of int8"
@@ -210,6 +216,7 @@ def _build_fused(args: argparse.Namespace) -> int:
     config = CnnConfig(
         epochs=args.epochs,
         aligned_share=args.aligned_share,
+        erase=args.erase,
         seed=args.seed,
         progress=not args.no_progress,
         channels=args.channels or CHANNELS,

@@ -50,6 +50,7 @@ class CnnConfig:
     dropout: float = 0.3
     patience: int = 8  # epochs without a better validation accuracy before stopping
     aligned_share: float = 0.5  # chance a training face is shown as its aligned crop
+    erase: float = 0.0  # chance a training face gets one rectangle blanked out (cutout)
     seed: int = 0
     channels: tuple[tuple[int, int], ...] = CHANNELS  # (width, convs) per block
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -107,8 +108,11 @@ def parameter_count(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random mirror, rotation (±12°), scale (0.9 to 1.1), shift (±8 %), brightness and contrast."""
+def augment(batch: torch.Tensor, generator: torch.Generator, erase: float = 0.0) -> torch.Tensor:
+    """Random mirror, rotation (±12°), scale (0.9 to 1.1), shift (±8 %), brightness and contrast.
+
+    With chance ``erase`` an image also gets a rectangle blanked out (``blank_rectangles``).
+    """
     n = batch.shape[0]
 
     def uniform(low: float, high: float) -> torch.Tensor:
@@ -127,7 +131,31 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     contrast = uniform(0.7, 1.3).view(n, 1, 1, 1)
     brightness = uniform(-25, 25).view(n, 1, 1, 1)
     mean = moved.mean(dim=(2, 3), keepdim=True)
-    return ((moved - mean) * contrast + mean + brightness).clamp(0, 255)
+    out = ((moved - mean) * contrast + mean + brightness).clamp(0, 255)
+    return blank_rectangles(out, generator, erase) if erase > 0 else out
+
+
+def blank_rectangles(
+    batch: torch.Tensor, generator: torch.Generator, chance: float
+) -> torch.Tensor:
+    """Cutout: with ``chance`` per image, one rectangle set to the image's mean.
+
+    The rectangle covers 4 to 25 % of the crop (aspect 1:2 to 2:1, anywhere, clipped at the
+    border), so no single part of the face (the mouth, one eye) can carry the decision alone.
+    """
+    n, _, height, width = batch.shape
+    rand = torch.rand(n, 5, generator=generator)
+    area = (0.04 + 0.21 * rand[:, 0]) * height * width
+    aspect = torch.exp((rand[:, 1] - 0.5) * 2 * math.log(2.0))
+    h, w = (area * aspect).sqrt(), (area / aspect).sqrt()
+    top, left = rand[:, 2] * height - h / 2, rand[:, 3] * width - w / 2
+    ys = torch.arange(height).view(1, height, 1)
+    xs = torch.arange(width).view(1, 1, width)
+    inside = (ys >= top.view(n, 1, 1)) & (ys < (top + h).view(n, 1, 1))
+    inside = inside & (xs >= left.view(n, 1, 1)) & (xs < (left + w).view(n, 1, 1))
+    inside = inside & (rand[:, 4] < chance).view(n, 1, 1)
+    mean = batch.mean(dim=(2, 3), keepdim=True)
+    return torch.where(inside.unsqueeze(1), mean, batch)
 
 
 @dataclass
@@ -231,7 +259,7 @@ def _one_epoch(
     total, count = 0.0, 0
     for start in range(0, len(order), config.batch_size):
         index = order[start : start + config.batch_size]
-        batch = augment(views[index], generator)
+        batch = augment(views[index], generator, config.erase)
         loss = F.cross_entropy(net(batch), labels[index], label_smoothing=config.label_smoothing)
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]

@@ -14,6 +14,7 @@ from trainer.cnn import (
     TrainingData,
     TrainingState,
     augment,
+    blank_rectangles,
     export_onnx,
     onnx_parity,
     parameter_count,
@@ -60,6 +61,32 @@ def test_augmentation_keeps_range_and_shape_and_changes_pixels() -> None:
     out = augment(batch, torch.Generator().manual_seed(0))
     assert out.shape == batch.shape and float(out.min()) >= 0 and float(out.max()) <= 255
     assert not torch.equal(out, batch)
+
+
+def test_cutout_blanks_one_rectangle_of_the_mean_in_chosen_images() -> None:
+    batch = torch.rand(64, 1, 48, 48, generator=torch.Generator().manual_seed(1)) * 255
+    out = blank_rectangles(batch, torch.Generator().manual_seed(0), chance=0.5)
+    mean = batch.mean(dim=(2, 3), keepdim=True)
+    changed = (out != batch).squeeze(1)
+    touched = changed.flatten(1).any(dim=1)
+    assert 16 <= int(touched.sum()) <= 48  # about half of the 64 images
+    for image, blanked, m in zip(out, changed, mean, strict=True):
+        if not blanked.any():
+            continue
+        rows, cols = blanked.any(dim=1).nonzero(), blanked.any(dim=0).nonzero()
+        box = blanked[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert bool(box.all())  # one filled rectangle, nothing outside it
+        assert int(blanked.sum()) <= 0.25 * 48 * 48 + 2 * 48
+        assert torch.allclose(image[0][blanked], m.flatten())
+    never = blank_rectangles(batch, torch.Generator().manual_seed(0), chance=0.0)
+    assert torch.equal(never, batch)
+
+
+def test_augmentation_without_cutout_is_unchanged_by_the_option() -> None:
+    batch = torch.rand(8, 1, 48, 48, generator=torch.Generator().manual_seed(2)) * 255
+    plain = augment(batch, torch.Generator().manual_seed(3))
+    assert torch.equal(plain, augment(batch, torch.Generator().manual_seed(3), erase=0.0))
+    assert not torch.equal(plain, augment(batch, torch.Generator().manual_seed(3), erase=1.0))
 
 
 def test_killed_run_resumes_to_the_same_result(small_data: TrainingData, tmp_path: Path) -> None:
