@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from device.errors import ModelMismatch
 from device.features.blendshapes import FaceFeatures
-from device.features.crop import CROP_POINTS, CropSpec, face_crop
+from device.features.crop import CROP_POINTS, CROP_VERSION, CropSpec, face_crop
 from device.inference.classifier import OnnxClassifier, open_session
 from device.inference.manifest import Provenance, manifest_from, read_manifest_json, sha256_of
 
@@ -66,6 +66,12 @@ def read_bundle(path: Path) -> BundleManifest:
     missing = [c for c in COMPONENTS if c not in manifest.files]
     if missing:
         raise ModelMismatch(f"model bundle {path} lacks its {', '.join(missing)}")
+    version = manifest.crop.get("version")
+    if version != CROP_VERSION:
+        raise ModelMismatch(
+            f"model bundle {path} was trained on crop version {version}, this device makes "
+            f"version {CROP_VERSION}; rebuild it with emotion-trainer build-fused"
+        )
     return manifest
 
 

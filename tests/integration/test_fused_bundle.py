@@ -66,7 +66,7 @@ def test_bundle_files_manifest_and_budget(built: tuple[Path, dict]) -> None:
     bundle, report = built
     manifest = read_bundle(bundle)
     assert set(manifest.files) == {"blendshapes", "cnn", "stacker"}
-    assert manifest.crop == {"size": 48, "eye_distance": 0.36, "eye_line": 0.39, "version": 2}
+    assert manifest.crop == {"size": 48, "eye_distance": 0.36, "eye_line": 0.39, "version": 3}
     assert manifest.labels == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
     assert report["sizes_bytes"]["total"] <= 5_000_000
     assert report["cnn_parity"]["max_abs_diff"] < 1e-4
@@ -124,22 +124,28 @@ def test_ferplus_majority_maps_to_fer_classes(small_fer: Path) -> None:
     assert set(np.unique(labels)) <= set(range(-1, 7))
 
 
-def test_build_fused_command_with_a_shape_and_float_cnn(
-    small_fer: Path, landmarker_path: Path, tmp_path: Path
+def test_build_fused_command_with_a_shape_cutout_and_float_cnn(
+    small_fer: Path, landmarker_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from trainer.cli import main
 
     args = ["build-fused", "--data", str(small_fer), "--landmarker", str(landmarker_path)]
     args += ["--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--no-progress"]
-    args += ["--epochs", "1", "--channels", "8,1 16,1", "--float-cnn"]
+    args += ["--epochs", "1", "--float-cnn", "--erase", "0.5"]
     args += ["--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
-    assert main([*args, "--report", str(tmp_path / "report.json")]) == 0
+    shape = ["--channels", "8,1 16,1"]
+    assert main([*args, *shape, "--report", str(tmp_path / "report.json")]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["cnn_precision"] == {"precision": "float32"}
     assert report["cnn_training"]["config"]["channels"] == [[8, 1], [16, 1]]
+    assert report["cnn_training"]["config"]["erase"] == 0.5
     assert report["cnn_parameters"] < 5_000
     model = FusedModel(tmp_path / "out" / "fer2013_fused.json")
     assert model.predict_crop(np.zeros((48, 48), np.uint8)).shape == (7,)
+    capsys.readouterr()
+    assert main([*args, "--channels", "8,1 8,1"]) == 2  # another run's checkpoints: refused
+    error = capsys.readouterr().err.strip()
+    assert "other channels" in error and "--work-dir" in error and "\n" not in error
 
 
 def test_variants_script_scores_mirror_and_two_cnn_ensembles(

@@ -154,3 +154,16 @@ def test_bundle_without_a_component_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(raw))
     with pytest.raises(ModelMismatch, match="lacks its stacker"):
         read_bundle(path)
+
+
+def test_bundle_trained_on_another_crop_version_is_refused(tmp_path: Path) -> None:
+    from device.features.crop import CROP_VERSION
+    from device.inference.bundle import read_bundle
+    from device.inference.classifier import MODELS_DIR
+
+    raw = json.loads((MODELS_DIR / "fer2013_fused.json").read_text())
+    raw["crop"]["version"] = CROP_VERSION - 1
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ModelMismatch, match=f"crop version {CROP_VERSION - 1}.*rebuild it"):
+        read_bundle(path)
