@@ -202,6 +202,11 @@ def _add_build_fused(commands: Any) -> None:
         "--float-cnn", action="store_true", help="ship the CNN in float32 instead of int8"
     )
     bf.add_argument(
+        "--mirror",
+        action="store_true",
+        help="the CNN also reads the mirrored crop and averages (twice the CNN's time per frame)",
+    )
+    bf.add_argument(
         "--channels",
         type=_channels,
         help="CNN shape as 'width,convs' per block (default '32,1 48,1 96,2 160,1')",
@@ -229,6 +234,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         _extraction(args),
         config,
         quantize=not args.float_cnn,
+        mirror=args.mirror,
     )
     print(format_report(report))
     if args.report:

@@ -94,14 +94,23 @@ class FaceCnn(nn.Module):
 
 
 class WithSoftmax(nn.Module):
-    """What is exported: probabilities instead of logits."""
+    """What is exported: probabilities instead of logits.
 
-    def __init__(self, net: FaceCnn) -> None:
+    With ``mirror`` the network also reads each crop mirrored left to right, in the same batch,
+    and the two answers are averaged: about +1 point of fused accuracy for twice the CNN's work.
+    """
+
+    def __init__(self, net: FaceCnn, mirror: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.mirror = mirror
 
     def forward(self, crop: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(crop), dim=1)
+        if not self.mirror:
+            return torch.softmax(self.net(crop), dim=1)
+        n = crop.shape[0]
+        probs = torch.softmax(self.net(torch.cat([crop, crop.flip(3)])), dim=1)
+        return (probs[:n] + probs[n:]) / 2
 
 
 def parameter_count(net: nn.Module) -> int:
@@ -271,15 +280,16 @@ def _one_epoch(
 
 
 def predict_proba(
-    net: FaceCnn, crops: npt.NDArray[np.uint8], batch: int = 512
+    net: FaceCnn, crops: npt.NDArray[np.uint8], batch: int = 512, mirror: bool = False
 ) -> npt.NDArray[np.float32]:
-    """Softmax probabilities (N, n_classes) for uint8 crops (N, 48, 48)."""
+    """Softmax probabilities (N, n_classes) for uint8 crops (N, 48, 48), as exported."""
     net.eval()
+    model = WithSoftmax(net, mirror)
     out = []
     with torch.no_grad():
         for start in range(0, len(crops), batch):
             x = torch.from_numpy(crops[start : start + batch].astype(np.float32)).unsqueeze(1)
-            out.append(torch.softmax(net(x), dim=1).numpy())
+            out.append(model(x).numpy())
     return np.concatenate(out) if out else np.zeros((0, net.n_classes), np.float32)
 
 
@@ -346,18 +356,18 @@ def read_state(work_dir: Path) -> TrainingState:
     return TrainingState(**payload["state"])
 
 
-def export_onnx(net: FaceCnn, path: Path, size: int = 48) -> None:
+def export_onnx(net: FaceCnn, path: Path, size: int = 48, mirror: bool = False) -> None:
     """The network with a softmax, input ``crop`` (N, 1, size, size) float32 0..255."""
     net.eval()
     example = torch.zeros(1, 1, size, size)
     with warnings.catch_warnings():  # the TorchScript exporter: no onnxscript dependency
         warnings.simplefilter("ignore", DeprecationWarning)
-        _export(net, example, path)
+        _export(WithSoftmax(net, mirror), example, path)
 
 
-def _export(net: FaceCnn, example: torch.Tensor, path: Path) -> None:
+def _export(model: WithSoftmax, example: torch.Tensor, path: Path) -> None:
     torch.onnx.export(
-        WithSoftmax(net),
+        model,
         (example,),
         str(path),
         input_names=[INPUT_NAME],
@@ -368,9 +378,11 @@ def _export(net: FaceCnn, example: torch.Tensor, path: Path) -> None:
     )
 
 
-def onnx_parity(net: FaceCnn, path: Path, crops: npt.NDArray[np.uint8]) -> dict[str, float]:
+def onnx_parity(
+    net: FaceCnn, path: Path, crops: npt.NDArray[np.uint8], mirror: bool = False
+) -> dict[str, float]:
     """Largest |torch - onnxruntime| probability difference and argmax agreement on ``crops``."""
-    return probability_agreement(predict_proba(net, crops), cnn_probs(path, crops))
+    return probability_agreement(predict_proba(net, crops, mirror=mirror), cnn_probs(path, crops))
 
 
 def cnn_probs(

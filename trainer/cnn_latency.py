@@ -17,7 +17,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,11 @@ def time_files(paths: Sequence[Path], batch: int = 1) -> dict[str, float]:
         for session in sessions:
             session.run([OUTPUT_NAME], {INPUT_NAME: crops})
 
+    return warm_and_cold_ms(frame)
+
+
+def warm_and_cold_ms(frame: Callable[[], Any]) -> dict[str, float]:
+    """Median ms of ``frame()`` back to back (warm) and after a 32 MB write each time (cold)."""
     warm = [_timed(frame) for _ in range(WARM_UP + CALLS)][WARM_UP:]
     flush = np.ones(FLUSH_FLOATS, np.float32)
     cold = []

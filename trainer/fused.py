@@ -224,20 +224,22 @@ def build_fused(
     *,
     blendshape_model: Path = BUILTIN_BLENDSHAPES,
     quantize: bool = True,
+    mirror: bool = False,
 ) -> dict[str, Any]:
     """Train, stack, score and write the bundle into ``out_dir``; returns the report.
 
     ``quantize``: ship the CNN in int8 (``trainer.quantize``); else the float32 export.
+    ``mirror``: the exported CNN also reads the mirrored crop and averages (``WithSoftmax``).
     """
     data = load_fused_data(data_path, extraction)
     claim_work_dir(work_dir, run_facts(cnn_config, data.prepared.dataset.content_hash()))
     net = train_cnn(training_data(data), cnn_config, work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     float_path = work_dir / "cnn_float32.onnx"
-    export_onnx(net, float_path, DEFAULT_CROP.size)
+    export_onnx(net, float_path, DEFAULT_CROP.size, mirror=mirror)
     private = data.rows("PrivateTest")
     view = data.device_view()
-    parity = onnx_parity(net, float_path, view[private][:1000])
+    parity = onnx_parity(net, float_path, view[private][:1000], mirror=mirror)
     cnn_path = out_dir / CNN_FILE
     precision = _place_cnn(
         float_path, cnn_path, data, view, seed=cnn_config.seed, quantize=quantize
@@ -266,6 +268,7 @@ def build_fused(
         "cnn_parity": parity,
         "cnn_precision": precision,
         "cnn_parameters": parameter_count(net),
+        "cnn_mirror": mirror,
         "cnn_training": _training_facts(work_dir, cnn_config),
         "stacker_fitted_on": {
             "usage": "PublicTest",
@@ -449,6 +452,7 @@ def _write_bundle(
             "fer2013_private_test": headline,
             "cnn_parity": report["cnn_parity"],
             "cnn_precision": report["cnn_precision"],
+            "cnn_mirror": report["cnn_mirror"],
         },
         training_data={
             **data.prepared.dataset.summary(),

@@ -9,6 +9,9 @@ C = 0.1 and 1, with the CNN's answer averaged with its answer on the mirrored cr
 and with the 70 raw features added to the stacker's inputs; with ``--second-cnn`` also two CNNs
 (both in the stacker), with and without the mirror. ``--int8-from FLOAT.onnx`` (the float export
 ``build-fused`` leaves in its work dir as ``cnn_float32.onnx``) scores ways of quantizing it.
+``--blendshape-sizes`` trains smaller blendshape HGBs (``BLENDSHAPE_SIZES``) and prints each one's
+ONNX size, time per face (warm and cache-cold) and the fused score with ``--cnn``: what a cheaper
+blendshape model in the bundle would cost in accuracy.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +28,20 @@ import numpy.typing as npt
 from sklearn.metrics import accuracy_score, f1_score
 
 from device.assets import AssetResolver
-from device.inference.classifier import BUILTIN_BLENDSHAPES, MODELS_DIR, OnnxClassifier
+from device.inference.classifier import (
+    BUILTIN_BLENDSHAPES,
+    MODELS_DIR,
+    OnnxClassifier,
+    open_session,
+)
 from trainer.cnn import cnn_probs
+from trainer.cnn_latency import warm_and_cold_ms
+from trainer.export import INPUT_NAME as FEATURES_INPUT
+from trainer.export import to_onnx
 from trainer.extract import ExtractionConfig
 from trainer.fused import FusedData, blendshape_probs, load_fused_data, stack_inputs, stacker_model
 from trainer.quantize import calibration_sample, quantize_cnn
+from trainer.train import build_model
 
 Probs = npt.NDArray[np.float32]
 
@@ -99,6 +112,38 @@ def int8_variants(data: FusedData, float_cnn: Path, folder: Path) -> list[tuple[
     return lines
 
 
+# (max_iter, max_leaf_nodes) of the HGB; 150 x 31 is the shipped blendshape model's
+BLENDSHAPE_SIZES = ((150, 31), (80, 31), (60, 15), (40, 15))
+
+
+def blendshape_size_variants(
+    data: FusedData,
+    cnn_path: Path,
+    folder: Path,
+    sizes: tuple[tuple[int, int], ...] = BLENDSHAPE_SIZES,
+) -> list[tuple[str, str]]:
+    """HGBs of each size on the Training faces: bytes, ms per face and the fused score (C=0.1)."""
+    cnn = cnn_probs(cnn_path, data.device_view())
+    values = data.prepared.features.values.astype(np.float32)
+    faces = np.flatnonzero(data.face)
+    train = np.intersect1d(data.rows("Training"), faces)
+    lines = []
+    for max_iter, leaves in sizes:
+        model = build_model("hist_gradient_boosting", max_iter=max_iter, max_leaf_nodes=leaves)
+        model.fit(values[train], data.labels[train])
+        path = folder / f"hgb_{max_iter}x{leaves}.onnx"
+        path.write_bytes(to_onnx(model, values.shape[1]))
+        session = open_session(path)
+        blend = np.full(cnn.shape, 1.0 / cnn.shape[1], np.float32)
+        blend[faces] = session.run(["probabilities"], {FEATURES_INPUT: values[faces]})[0]
+        one = values[faces[:1]]
+        times = warm_and_cold_ms(partial(session.run, ["probabilities"], {FEATURES_INPUT: one}))
+        fused = _stacked(data, stack_inputs(blend, cnn), cnn, 0.1)
+        cost = f"{path.stat().st_size:,} B, {times['warm_ms']:.3f} / {times['cold_ms']:.3f} ms"
+        lines.append((f"HGB {max_iter}x{leaves}", f"{cost} | fused {fused}"))
+    return lines
+
+
 def with_mirror(cnn_path: Path, view: npt.NDArray[np.uint8]) -> tuple[Probs, Probs]:
     """The CNN's answers, and their average with its answers on the mirrored crops."""
     plain = cnn_probs(cnn_path, view)
@@ -121,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--int8-from", type=Path, help="a float32 CNN .onnx: score ways of quantizing it instead"
     )
+    parser.add_argument(
+        "--blendshape-sizes",
+        action="store_true",
+        help="score smaller blendshape HGBs with --cnn instead",
+    )
     args = parser.parse_args(argv)
     data_path = os.environ.get("EMOTION_EDGE_FER2013")
     if not data_path:
@@ -132,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.int8_from:
         with tempfile.TemporaryDirectory() as folder:
             lines = int8_variants(data, args.int8_from, Path(folder))
+    elif args.blendshape_sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            lines = blendshape_size_variants(data, args.cnn, Path(folder))
     else:
         lines = variants(data, args.cnn, args.second_cnn)
     for name, line in lines:

@@ -124,14 +124,14 @@ def test_ferplus_majority_maps_to_fer_classes(small_fer: Path) -> None:
     assert set(np.unique(labels)) <= set(range(-1, 7))
 
 
-def test_build_fused_command_with_a_shape_cutout_and_float_cnn(
+def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
     small_fer: Path, landmarker_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from trainer.cli import main
 
     args = ["build-fused", "--data", str(small_fer), "--landmarker", str(landmarker_path)]
     args += ["--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--no-progress"]
-    args += ["--epochs", "1", "--float-cnn", "--erase", "0.5"]
+    args += ["--epochs", "1", "--float-cnn", "--erase", "0.5", "--mirror"]
     args += ["--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
     shape = ["--channels", "8,1 16,1"]
     assert main([*args, *shape, "--report", str(tmp_path / "report.json")]) == 0
@@ -140,8 +140,12 @@ def test_build_fused_command_with_a_shape_cutout_and_float_cnn(
     assert report["cnn_training"]["config"]["channels"] == [[8, 1], [16, 1]]
     assert report["cnn_training"]["config"]["erase"] == 0.5
     assert report["cnn_parameters"] < 5_000
+    assert report["cnn_mirror"] is True
     model = FusedModel(tmp_path / "out" / "fer2013_fused.json")
-    assert model.predict_crop(np.zeros((48, 48), np.uint8)).shape == (7,)
+    assert model.manifest.metrics["cnn_mirror"] is True
+    face = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    mirrored = np.ascontiguousarray(face[:, ::-1])
+    assert np.allclose(model.predict_crop(face), model.predict_crop(mirrored), atol=1e-6)
     capsys.readouterr()
     assert main([*args, "--channels", "8,1 8,1"]) == 2  # another run's checkpoints: refused
     error = capsys.readouterr().err.strip()
@@ -184,3 +188,26 @@ def test_int8_variants_quantize_the_float_cnn_each_way(
     for _, text in lines:
         scores = [float(v) for v in re.findall(r"\d\.\d{4}", text)]
         assert len(scores) == 6 and all(0.0 <= v <= 1.0 for v in scores)
+
+
+def test_blendshape_size_variants_train_time_and_score_each_size(
+    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path, tmp_path: Path
+) -> None:
+    import re
+
+    from trainer.fused import load_fused_data
+    from trainer.fused_variants import blendshape_size_variants
+
+    bundle, _ = built
+    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
+    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
+    data = load_fused_data(small_fer, extraction)
+    lines = blendshape_size_variants(data, cnn, tmp_path, sizes=((3, 7), (12, 7)))
+    assert [name for name, _ in lines] == ["HGB 3x7", "HGB 12x7"]
+    sizes = [(tmp_path / f"hgb_{n}x7.onnx").stat().st_size for n in (3, 12)]
+    assert sizes[0] < sizes[1]  # more trees, more bytes
+    for _, text in lines:
+        warm, cold = map(float, re.findall(r"(\d+\.\d{3}) / (\d+\.\d{3}) ms", text)[0])
+        assert warm > 0.0 and cold > 0.0
+        scores = [float(v) for v in re.findall(r"\d\.\d{4}", text.split("fused")[1])]
+        assert len(scores) == 3 and all(0.0 < v <= 1.0 for v in scores)

@@ -15,9 +15,11 @@ from trainer.cnn import (
     TrainingState,
     augment,
     blank_rectangles,
+    cnn_probs,
     export_onnx,
     onnx_parity,
     parameter_count,
+    predict_proba,
     read_state,
     train_cnn,
     training_views,
@@ -123,6 +125,24 @@ def test_onnx_export_matches_torch(small_data: TrainingData, tmp_path: Path) -> 
     parity = onnx_parity(net, path, small_data.val_crops)
     assert parity["rows"] == 64
     assert parity["max_abs_diff"] < 1e-5 and parity["argmax_agreement"] == 1.0
+
+
+def test_mirrored_export_averages_both_views(small_data: TrainingData, tmp_path: Path) -> None:
+    """The mirror graph answers the same for a crop and its mirror image, and matches torch."""
+    torch.manual_seed(0)
+    net = FaceCnn(7)
+    net.eval()
+    path = tmp_path / "mirror.onnx"
+    export_onnx(net, path, mirror=True)
+    crops = small_data.val_crops
+    assert onnx_parity(net, path, crops, mirror=True)["max_abs_diff"] < 1e-5
+    both = cnn_probs(path, crops)
+    flipped = cnn_probs(path, np.ascontiguousarray(crops[:, :, ::-1]))
+    assert np.abs(both - flipped).max() < 1e-5
+    plain = predict_proba(net, crops)
+    mirrored = predict_proba(net, np.ascontiguousarray(crops[:, :, ::-1]))
+    assert np.abs(both - (plain + mirrored) / 2).max() < 1e-5
+    assert np.abs(plain - both).max() > 1e-4  # the mirror changes the answer
 
 
 def test_latency_command_measures_a_shape(capsys: pytest.CaptureFixture[str]) -> None:
