@@ -8,10 +8,11 @@ drift. The crop lives in memory only: it is never published and never written to
 
 The sampling is OpenCV's ``warpAffine`` (bilinear, 8-bit fixed point, edge pixels repeated): one
 call that reads only the crop's pixels. Right after the landmarker every cache is cold, and there
-a numpy version of the same warp (crop version 2, ~30 array operations) cost 0.27 ms per face
-against ~0.05 ms for this one. OpenCV's integer arithmetic gives the same pixels on x86 and ARM;
-``tests/unit/test_crop.py`` pins a checksum of a crop, so an OpenCV that samples differently fails
-there (on the Pi too) instead of drifting silently.
+a numpy version of the same warp (crop version 2, ~30 array operations) cost 0.35 ms per face
+against 0.16 ms for this one, measured in the same minutes (docs/fused.md). The 8-bit warp is
+integer arithmetic, so x86 and ARM should give the same pixels (not yet checked on a Pi):
+``tests/unit/test_crop.py`` pins a checksum of a crop, so an OpenCV that samples differently
+fails there, on the Pi too, instead of drifting silently.
 
 The default geometry matches FER2013's own framing (median over 361 of its faces: eye line at
 39 % of the height, eye centres 36 % of the width apart), so FER's original images and aligned
