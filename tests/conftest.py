@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,20 @@ def asset_mirror_env() -> Iterator[Path]:
         os.environ.pop(MIRROR_ENV, None)
     else:
         os.environ[MIRROR_ENV] = previous
+
+
+@pytest.fixture(autouse=True)
+def drop_cli_log_handlers() -> Iterator[None]:
+    """A CLI run in a test calls logging.basicConfig on the test's captured stderr; once the test
+    ends that stream is closed, and later log records would print "Logging error" tracebacks into
+    other tests' stderr. Take such plain stream handlers off the root logger after each test."""
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

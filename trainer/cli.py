@@ -284,6 +284,7 @@ def _report(args: argparse.Namespace) -> int:
         n_permutations=args.permutations,
         n_boot=args.bootstrap,
         features=tuple(args.feature),
+        progress=not args.no_progress,
     )
     fer = args.kind == "fer2013"
     default = ("cv5", "official") if fer else ("loso", "person_specific")

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from joblib import Parallel, delayed, parallel_config
 from sklearn.pipeline import Pipeline
+from tqdm import tqdm
 
 from trainer.errors import UsageError
 from trainer.metrics import (
@@ -226,13 +227,19 @@ def run_protocol(
     *,
     n_jobs: int | None = None,
     params: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> ProtocolRun:
-    """Fit and score ``model_name`` on every split of ``protocol``, folds through joblib."""
+    """Fit and score ``model_name`` on every split of ``protocol``, folds through joblib.
+
+    ``progress``: a bar on stderr that moves as folds finish, whatever the backend.
+    """
     params = dict(params or {})
     splits = protocol_splits(protocol, data)
     logger.info("%s: %s, %d splits", model_name, protocol.name, len(splits))
     jobs = (delayed(score_fold)(model_name, data, tr, te, seed, params=params) for tr, te in splits)
-    outputs = Parallel(n_jobs=n_jobs)(jobs)
+    desc = f"{model_name} {protocol.name}"
+    with tqdm(total=len(splits), desc=desc, unit="fold", disable=not progress) as bar:
+        outputs = ParallelWithBar(bar, n_jobs=n_jobs)(jobs)
     sizes = [len(test) for _, test in splits]
     majorities = np.repeat([majority for _, _, majority in outputs], sizes)
     return ProtocolRun(
@@ -247,6 +254,17 @@ def run_protocol(
         baseline=majorities.astype(np.int64),
         params=params,
     )
+
+
+class ParallelWithBar(Parallel):  # type: ignore[misc]  # joblib has no type hints
+    """``joblib.Parallel`` that moves a tqdm bar as tasks finish, whatever the backend."""
+
+    def __init__(self, bar: tqdm[Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bar = bar
+
+    def print_progress(self) -> None:  # joblib calls this each time tasks complete
+        self.bar.update(self.n_completed_tasks - self.bar.n)
 
 
 def _concat(parts: list[IntArray]) -> IntArray:

@@ -206,6 +206,7 @@ class ReportSettings:
     n_permutations: int = 0
     n_boot: int = DEFAULT_BOOTSTRAP
     n_jobs: int | None = None
+    progress: bool = False  # a bar per model and protocol as its folds finish
     metric: str = "accuracy"
     features: tuple[str, ...] = SMILE
     model_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -236,6 +237,7 @@ def run_evaluations(
                 settings.seed,
                 n_jobs=settings.n_jobs,
                 params=settings.model_params.get(model),
+                progress=settings.progress,
             )
             for model in settings.models
         }

@@ -32,14 +32,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from joblib import Parallel, delayed
+from joblib import delayed
 from sklearn.dummy import DummyClassifier
 from tqdm import tqdm
 
 from trainer.datasets.common import normalise_label
 from trainer.datasets.table import FeatureTable
 from trainer.errors import DatasetError, UsageError
-from trainer.evaluate import LabelledFeatures, ProtocolRun, protocol_splits, split_scores
+from trainer.evaluate import (
+    LabelledFeatures,
+    ParallelWithBar,
+    ProtocolRun,
+    protocol_splits,
+    split_scores,
+)
 from trainer.metrics import format_mean_std, majority_class
 from trainer.protocols import Protocol
 from trainer.report import SMILE, bootstrap_units, table_protocols, versions
@@ -467,17 +473,6 @@ def score_plans(
     progress = context.settings.progress
     with tqdm(total=len(tasks), desc=desc, unit="fit", disable=not progress) as bar:
         return list(ParallelWithBar(bar)(jobs))
-
-
-class ParallelWithBar(Parallel):  # type: ignore[misc]  # joblib has no type hints
-    """``joblib.Parallel`` that moves a tqdm bar as tasks finish, whatever the backend."""
-
-    def __init__(self, bar: tqdm[Any], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.bar = bar
-
-    def print_progress(self) -> None:  # joblib calls this each time tasks complete
-        self.bar.update(self.n_completed_tasks - self.bar.n)
 
 
 def _run(

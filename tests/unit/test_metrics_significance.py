@@ -181,6 +181,23 @@ def test_compare_runs_on_the_same_folds(happy_vs_surprise: LabelledFeatures) -> 
         compare_runs(rf, other, happy_vs_surprise)
 
 
+def test_fold_progress_bar_counts_finished_folds(
+    happy_vs_surprise: LabelledFeatures, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainer.evaluate import parallel_backend
+
+    protocol = StratifiedKFoldProtocol(5, seed=0)
+    quiet = run_protocol("random_forest", happy_vs_surprise, protocol, params=SMALL_RF)
+    assert "5/5" not in capsys.readouterr().err
+    with parallel_backend("threading", n_jobs=2):
+        shown = run_protocol(
+            "random_forest", happy_vs_surprise, protocol, params=SMALL_RF, progress=True
+        )
+    bar = capsys.readouterr().err
+    assert "random_forest cv5" in bar and "5/5" in bar and "fold" in bar
+    assert shown.fold_scores() == quiet.fold_scores()  # the bar changes nothing else
+
+
 def test_folds_run_on_the_chosen_joblib_backend(happy_vs_surprise: LabelledFeatures) -> None:
     import importlib.util
 
