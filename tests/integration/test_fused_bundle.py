@@ -211,3 +211,21 @@ def test_blendshape_size_variants_train_time_and_score_each_size(
         assert warm > 0.0 and cold > 0.0
         scores = [float(v) for v in re.findall(r"\d\.\d{4}", text.split("fused")[1])]
         assert len(scores) == 3 and all(0.0 < v <= 1.0 for v in scores)
+
+
+def test_device_answers_match_a_plain_session_and_are_not_overwritten(
+    built: tuple[Path, dict],
+) -> None:
+    """The device's bound buffers give what a plain onnxruntime call gives, and each answer is
+    its own array: the next call does not change the last one."""
+    from trainer.cnn import cnn_probs
+
+    bundle, _ = built
+    model = FusedModel(bundle)
+    cnn_file = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
+    crops = np.random.default_rng(3).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    first = model.predict_crop(crops[0])
+    kept = first.copy()
+    second = model.predict_crop(crops[1])
+    assert np.array_equal(first, kept) and not np.allclose(first, second)
+    assert np.allclose(np.stack([first, second]), cnn_probs(cnn_file, crops), atol=1e-6)

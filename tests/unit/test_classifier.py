@@ -167,3 +167,21 @@ def test_bundle_trained_on_another_crop_version_is_refused(tmp_path: Path) -> No
     path.write_text(json.dumps(raw))
     with pytest.raises(ModelMismatch, match=f"crop version {CROP_VERSION - 1}.*rebuild it"):
         read_bundle(path)
+
+
+def test_bundle_whose_stacker_takes_other_inputs_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from device.inference.bundle import FusedModel
+    from device.inference.classifier import MODELS_DIR
+    from device.inference.manifest import sha256_of
+
+    for file in MODELS_DIR.iterdir():
+        shutil.copy(file, tmp_path / file.name)
+    raw = json.loads((tmp_path / "fer2013_fused.json").read_text())
+    wrong = tmp_path / "fer2013_blendshapes_hgb.onnx"  # takes 70 features, not 14 logits
+    raw["files"]["stacker"] = {"file": wrong.name, "sha256": sha256_of(wrong)}
+    (tmp_path / "fer2013_fused.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelMismatch, match="its stacker 14 logits") as error:
+        FusedModel(tmp_path / "fer2013_fused.json")
+    assert "\n" not in str(error.value)
