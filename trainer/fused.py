@@ -313,7 +313,14 @@ def claim_work_dir(work_dir: Path, facts: dict[str, Any]) -> None:
     """
     path = work_dir / RUN_FILE
     if path.is_file():
-        held = json.loads(path.read_text())
+        try:
+            held = json.loads(path.read_text())
+        except (OSError, ValueError):
+            held = None
+        if not isinstance(held, dict):
+            raise UsageError(
+                f"{path} is not readable run facts; give another --work-dir or delete that folder"
+            )
         changed = sorted(k for k in facts.keys() | held.keys() if facts.get(k) != held.get(k))
         if changed:
             raise UsageError(

@@ -1,11 +1,22 @@
-"""The fused bundle's stacker: C is chosen by cross-validated log-loss on its own rows."""
+"""build-fused pieces: the stacker's C by cross-validated log-loss; the CNN work dir's claim."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from trainer.fused import STACKER_CS, fit_stacker, stack_inputs, stacker_model
+from trainer.errors import UsageError
+from trainer.fused import (
+    RUN_FILE,
+    STACKER_CS,
+    claim_work_dir,
+    fit_stacker,
+    stack_inputs,
+    stacker_model,
+)
 
 
 def noisy_model(labels: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -27,3 +38,15 @@ def test_stacker_takes_the_c_of_lowest_cv_log_loss() -> None:
     direct = cross_val_score(stacker_model(0.1), x, labels, cv=folds, scoring="neg_log_loss")
     assert losses["0.1"] == round(-float(direct.mean()), 4)
     assert 0.0 < min(losses.values()) < np.log(7)  # better than knowing nothing
+
+
+def test_work_dir_resumes_only_its_own_run(tmp_path: Path) -> None:
+    facts = {"epochs": 45, "crop": {"version": 3}, "data_sha256": "ab"}
+    claim_work_dir(tmp_path, facts)
+    claim_work_dir(tmp_path, facts)  # the same run again: fine
+    with pytest.raises(UsageError, match="other crop, epochs; give another --work-dir"):
+        claim_work_dir(tmp_path, {**facts, "epochs": 30, "crop": {"version": 2}})
+    (tmp_path / RUN_FILE).write_text("{broken")
+    with pytest.raises(UsageError, match="not readable run facts") as error:
+        claim_work_dir(tmp_path, facts)
+    assert "\n" not in str(error.value)
