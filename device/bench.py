@@ -7,7 +7,9 @@ hits both alike. Frames are streamed, never all held in memory.
 With the fused bundle (the default model), every other pair of frames runs the blendshape-only
 model's device step instead, so both paths are timed side by side in the same run, each right
 after its landmarker as on the device; the report gives the fused path's stages (crop, CNN,
-blendshape model, stacker) and its extra cost over the blendshape-only path.
+blendshape model, stacker) and its extra cost over the blendshape-only path: the built-in
+blendshape model that ``model.builtin = "blendshapes"`` selects (named in the report), which is
+not always the blendshape model inside the bundle.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from device.assets import AssetResolver
 from device.features.blendshapes import BlendshapeExtractor, FaceFeatures, RunningMode
 from device.frames import RgbFrame
 from device.inference.bundle import FusedModel
-from device.inference.classifier import ModelHolder
+from device.inference.classifier import ModelHolder, OnnxClassifier, builtin_model
+from device.inference.manifest import manifest_path_for, read_manifest
 from device.inference.smoothing import LabelSmoother
 from device.pipeline import FaceModel, Pipeline
 from device.publish.memory import MemoryPublisher
@@ -110,11 +113,8 @@ def bench_device(
     with BlendshapeExtractor(landmarker, options.mode) as extractor:
         pipeline = _pipeline(extractor, classifier)
         device_rss_mb = _device_only_warm_up(frames, pipeline, WARM_UP_FRAMES)
-        baseline = (
-            _pipeline(extractor, classifier.blendshapes)
-            if isinstance(classifier, FusedModel)
-            else None
-        )
+        baseline_model = blendshape_only(classifier)
+        baseline = None if baseline_model is None else _pipeline(extractor, baseline_model)
         with BlendshapeExtractor(landmarker, options.mode) as bare:
             last: RgbFrame | None = None
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -134,11 +134,25 @@ def bench_device(
     publisher.stop()
     report = _summary(samples, faces, cpu_s, wall_s, mode=options.mode, model=classifier.name)
     report["classifier_warm_cache_ms"] = warm_ms
-    if baseline is not None:
-        report["fused_path"] = _fused_report(fused)
+    if baseline_model is not None:
+        report["fused_path"] = _fused_report(fused, baseline_model.name)
     report["peak_rss_mb"] = device_rss_mb
     report["peak_rss_mb_with_bare_landmarker"] = round(peak_rss_mb(), 1)
     return report
+
+
+def blendshape_only(classifier: OnnxClassifier | FusedModel) -> OnnxClassifier | None:
+    """What a fused bundle is measured against: the device's built-in blendshape-only model.
+
+    That is the model a user gets with ``model.builtin = "blendshapes"``; the bundle's own
+    blendshape model may be another (``build-fused --blendshape-model``). None for a plain model.
+    """
+    if not isinstance(classifier, FusedModel):
+        return None
+    builtin = builtin_model("blendshapes")
+    if read_manifest(manifest_path_for(builtin)).name == classifier.blendshapes.name:
+        return classifier.blendshapes  # the same model file: its session serves both paths
+    return OnnxClassifier(builtin)
 
 
 def _pipeline(extractor: BlendshapeExtractor, model: FaceModel) -> Pipeline:
@@ -157,7 +171,7 @@ def _add_fused(fused: Samples, model: FusedModel, classifier_s: float) -> None:
     )
 
 
-def _fused_report(fused: Samples) -> dict[str, object]:
+def _fused_report(fused: Samples, baseline_name: str) -> dict[str, object]:
     """Fused stages, and its classifier stage against the blendshape-only one (faces only)."""
     stages = fused.stats_ms()
     with_cnn, alone = stages["fused_classifier"], stages[BLEND_ONLY]
@@ -166,6 +180,7 @@ def _fused_report(fused: Samples) -> dict[str, object]:
         "extra_cost_ms": round(with_cnn["mean_ms"] - alone["mean_ms"], 4),
         "extra_cost_median_ms": round(with_cnn["median_ms"] - alone["median_ms"], 4),
         "frames": {"fused": fused.count("crop"), "blendshape_only": fused.count(BLEND_ONLY)},
+        "blendshape_only_model": baseline_name,
     }
 
 

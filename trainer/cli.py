@@ -207,6 +207,11 @@ def _add_build_fused(commands: Any) -> None:
         help="the CNN also reads the mirrored crop and averages (twice the CNN's time per frame)",
     )
     bf.add_argument(
+        "--blendshape-model",
+        type=Path,
+        help="the blendshape model .onnx to stack (with its .json; default: the device's HGB)",
+    )
+    bf.add_argument(
         "--channels",
         type=_channels,
         help="CNN shape as 'width,convs' per block (default '32,1 48,1 96,2 160,1')",
@@ -214,6 +219,7 @@ def _add_build_fused(commands: Any) -> None:
 
 
 def _build_fused(args: argparse.Namespace) -> int:
+    from device.inference.classifier import BUILTIN_BLENDSHAPES
     from trainer.cnn import CHANNELS, CnnConfig
     from trainer.fused import build_fused, default_work_dir, format_report
     from trainer.workflows import default_models_dir
@@ -227,12 +233,14 @@ def _build_fused(args: argparse.Namespace) -> int:
         channels=args.channels or CHANNELS,
     )
     work_dir = args.work_dir or default_work_dir(config)
+    blendshape_model = args.blendshape_model or BUILTIN_BLENDSHAPES
     report = build_fused(
         _data_path(args.data),
         args.out or default_models_dir(),
         work_dir,
         _extraction(args),
         config,
+        blendshape_model=blendshape_model,
         quantize=not args.float_cnn,
         mirror=args.mirror,
     )

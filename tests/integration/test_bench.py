@@ -27,6 +27,7 @@ def test_bench_reports_every_stage_and_memory(short_video: Path, tmp_path: Path)
     # the warm-up frames are not timed; every other pair runs the blendshape-only path
     assert report["frames"] == 10 and fused["frames"]["blendshape_only"] == 10
     assert fused["frames"]["fused"] == report["faces_found"]
+    assert fused["blendshape_only_model"].startswith("fer2013_blendshapes_hgb@")
     assert {"crop", "cnn", "blendshapes", "fusion"} <= set(fused["stages_ms"])
     assert fused["stages_ms"]["cnn"]["mean_ms"] > 0
     expected = fused["stages_ms"]["fused_classifier"]["mean_ms"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device.bench import blendshape_only
 from device.classify import ClassifyOptions, run_classify
 from device.errors import ModelMismatch
 from device.inference.bundle import FusedModel, read_bundle
@@ -129,11 +130,14 @@ def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
 ) -> None:
     from trainer.cli import main
 
-    args = ["build-fused", "--data", str(small_fer), "--landmarker", str(landmarker_path)]
-    args += ["--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--no-progress"]
-    args += ["--epochs", "1", "--float-cnn", "--erase", "0.5", "--mirror"]
+    common = ["--data", str(small_fer), "--landmarker", str(landmarker_path)]
+    common += ["--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--no-progress"]
+    blend_args = ["--model", "logistic_regression", "--out", str(tmp_path / "blend")]
+    assert main(["train", *common, *blend_args]) == 0
+    blend = tmp_path / "blend" / "fer2013_blendshapes_logistic_regression.onnx"
+    args = ["build-fused", *common, "--epochs", "1", "--float-cnn", "--erase", "0.5", "--mirror"]
     args += ["--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
-    shape = ["--channels", "8,1 16,1"]
+    shape = ["--channels", "8,1 16,1", "--blendshape-model", str(blend)]
     assert main([*args, *shape, "--report", str(tmp_path / "report.json")]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["cnn_precision"] == {"precision": "float32"}
@@ -143,6 +147,9 @@ def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
     assert report["cnn_mirror"] is True
     model = FusedModel(tmp_path / "out" / "fer2013_fused.json")
     assert model.manifest.metrics["cnn_mirror"] is True
+    assert model.blendshapes.name.startswith("fer2013_blendshapes_logistic_regression@")
+    baseline = blendshape_only(model)  # bench measures it against the device's own HGB
+    assert baseline is not None and baseline.name.startswith("fer2013_blendshapes_hgb@")
     face = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
     mirrored = np.ascontiguousarray(face[:, ::-1])
     assert np.allclose(model.predict_crop(face), model.predict_crop(mirrored), atol=1e-6)
