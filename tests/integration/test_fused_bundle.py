@@ -197,25 +197,31 @@ def test_int8_variants_quantize_the_float_cnn_each_way(
         assert len(scores) == 6 and all(0.0 <= v <= 1.0 for v in scores)
 
 
-def test_blendshape_size_variants_train_time_and_score_each_size(
+def test_blendshape_variants_train_time_and_score_each_model(
     built: tuple[Path, dict], small_fer: Path, landmarker_path: Path, tmp_path: Path
 ) -> None:
     import re
 
     from trainer.fused import load_fused_data
-    from trainer.fused_variants import blendshape_size_variants
+    from trainer.fused_variants import blendshape_variants
 
     bundle, _ = built
     cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
     extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
     data = load_fused_data(small_fer, extraction)
-    lines = blendshape_size_variants(data, cnn, tmp_path, sizes=((3, 7), (12, 7)))
-    assert [name for name, _ in lines] == ["HGB 3x7", "HGB 12x7"]
-    sizes = [(tmp_path / f"hgb_{n}x7.onnx").stat().st_size for n in (3, 12)]
+    candidates = {
+        "HGB 3x7": ("hist_gradient_boosting", {"max_iter": 3, "max_leaf_nodes": 7}),
+        "HGB 12x7": ("hist_gradient_boosting", {"max_iter": 12, "max_leaf_nodes": 7}),
+        "MLP": ("mlp", {"hidden_layer_sizes": (16,), "max_iter": 20}),
+    }
+    lines = blendshape_variants(data, cnn, tmp_path, candidates)
+    assert [name for name, _ in lines] == list(candidates)
+    sizes = [(tmp_path / f"blendshapes_{n}.onnx").stat().st_size for n in (0, 1)]
     assert sizes[0] < sizes[1]  # more trees, more bytes
     for _, text in lines:
         warm, cold = map(float, re.findall(r"(\d+\.\d{3}) / (\d+\.\d{3}) ms", text)[0])
         assert warm > 0.0 and cold > 0.0
+        assert float(re.findall(r"log-loss (\d+\.\d{4})", text)[0]) > 0.0
         scores = [float(v) for v in re.findall(r"\d\.\d{4}", text.split("fused")[1])]
         assert len(scores) == 3 and all(0.0 < v <= 1.0 for v in scores)
 
