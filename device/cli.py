@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_config(sub)
     _add_demo(sub)
     _add_bench(sub)
+    _add_bench_rounds(sub)
     _add_record(sub)
     _add_assets(sub)
     _add_classify(sub)
@@ -83,6 +84,31 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--compare-modes", action="store_true", help="IMAGE vs VIDEO features")
     p.set_defaults(handler=cmd_bench)
+
+
+def _add_bench_rounds(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "bench-rounds", help="bench several models in turn, round after round, and compare them"
+    )
+    p.add_argument("models", type=Path, nargs="+", help="model .onnx or bundle .json files")
+    p.add_argument("--rounds", type=_positive_int, default=3, help="bench runs per model")
+    p.add_argument("--video", type=Path, help="video file (default: the sample video)")
+    p.add_argument("--frames", type=int, default=0, help="frames per run (0 = whole video)")
+    p.add_argument("--mode", choices=["image", "video"], default="image")
+    p.add_argument("--json", type=Path, help="also write the table and every run's figure here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_bench_rounds)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1, with a one-line error otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def _add_record(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -220,6 +246,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         builtin="blendshapes" if args.blendshapes_only else "fused",
     )
     return run_bench(options)
+
+
+def cmd_bench_rounds(args: argparse.Namespace) -> int:
+    from device.bench_rounds import RoundsOptions, run_bench_rounds
+
+    bench_args = ["--frames", str(args.frames), "--mode", args.mode]
+    if args.video is not None:
+        bench_args += ["--video", str(args.video)]
+    options = RoundsOptions(
+        models=args.models,
+        rounds=args.rounds,
+        bench_args=bench_args,
+        json_path=args.json,
+        progress=not args.no_progress,
+    )
+    return run_bench_rounds(options)
 
 
 def cmd_record(args: argparse.Namespace) -> int:

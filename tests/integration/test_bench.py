@@ -63,3 +63,43 @@ def test_blendshape_only_bench_times_every_frame(short_video: Path, tmp_path: Pa
     report = json.loads(out.read_text())
     assert report["frames"] == 6 and "fused_path" not in report
     assert report["model"].startswith("fer2013_blendshapes_hgb@")
+
+
+def test_bench_rounds_compares_models_run_by_run(
+    short_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import statistics
+
+    from device.cli import main
+    from device.inference.classifier import BUILTIN_BLENDSHAPES, BUILTIN_FUSED
+
+    out = tmp_path / "rounds.json"
+    args = ["bench-rounds", str(BUILTIN_FUSED), str(BUILTIN_BLENDSHAPES), "--rounds", "2"]
+    args += ["--video", str(short_video), "--frames", str(WARM_UP_FRAMES + 8)]
+    assert main([*args, "--json", str(out), "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    fused, blend = json.loads(out.read_text())["models"]
+    assert fused["runs"] == blend["runs"] == 2
+    each = fused["extra_cost_ms"]["each"]
+    assert len(each) == 2 and fused["extra_cost_ms"]["mean"] == pytest.approx(
+        statistics.fmean(each), abs=1e-4
+    )
+    assert fused["extra_cost_ms"]["min"] <= fused["extra_cost_ms"]["median"]
+    assert fused["blendshape_only_model"] == blend["name"]  # the fused bundle's own baseline
+    assert "extra_cost_ms" not in blend and blend["peak_rss_mb"] > 0
+    assert "models/fer2013_fused.json" in table and "models/fer2013_blendshapes_hgb.onnx" in table
+
+
+def test_bench_rounds_names_a_missing_model_and_a_failed_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from device.cli import main
+
+    assert main(["bench-rounds", str(tmp_path / "none.json"), "--no-progress"]) == 2
+    assert "none.json does not exist" in capsys.readouterr().err
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    assert main(["bench-rounds", str(broken), "--rounds", "1", "--no-progress"]) == 78
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("emotion-device: bench of") and "\n" not in error
+    assert "manifest" in error and error.count("emotion-device:") == 1
