@@ -12,7 +12,8 @@ and with the 70 raw features added to the stacker's inputs; with ``--second-cnn`
 ``--blendshape-models`` trains other blendshape models (``BLENDSHAPE_CANDIDATES``: smaller HGBs, an
 MLP, a logistic regression) and prints each one's ONNX size, time per face (warm and cache-cold),
 the stacker's PublicTest CV log-loss and the fused score with ``--cnn``: what a cheaper blendshape
-model in the bundle would cost in accuracy.
+model in the bundle would cost in accuracy. ``--stackers`` scores non-linear stackers (pairwise
+products, a small HGB, an MLP) against the shipped logistic regression, by PublicTest CV log-loss.
 """
 
 from __future__ import annotations
@@ -167,6 +168,50 @@ def blendshape_variants(
     return lines
 
 
+def stacker_candidates(seed: int = 0) -> dict[str, Any]:
+    """Non-linear stackers against the shipped one (multinomial logistic regression, C = 0.1)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    def poly(c: float) -> Any:
+        return make_pipeline(
+            PolynomialFeatures(2, include_bias=False), StandardScaler(), stacker_model(c, seed)
+        )
+
+    return {
+        "logistic regression, C=0.1 (shipped)": stacker_model(0.1, seed),
+        "pairwise products, C=0.01": poly(0.01),
+        "pairwise products, C=0.003": poly(0.003),
+        "HGB 100x7, rate 0.05": HistGradientBoostingClassifier(
+            max_iter=100, max_leaf_nodes=7, learning_rate=0.05, random_state=seed
+        ),
+        "MLP 32, alpha 1": make_pipeline(
+            StandardScaler(), MLPClassifier((32,), alpha=1.0, max_iter=2000, random_state=seed)
+        ),
+    }
+
+
+def stacker_variants(
+    data: FusedData, cnn_path: Path, candidates: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
+    """Each stacker's 5-fold CV log-loss on the PublicTest faces, then its PrivateTest score."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    cnn = cnn_probs(cnn_path, data.device_view())
+    x = stack_inputs(blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data), cnn)
+    public = np.intersect1d(data.rows("PublicTest"), np.flatnonzero(data.face))
+    y = data.labels[public]
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    lines = []
+    for name, stacker in (candidates or stacker_candidates()).items():
+        loss = -cross_val_score(stacker, x[public], y, cv=folds, scoring="neg_log_loss").mean()
+        fused = stacker.fit(x[public], y).predict_proba(x).astype(np.float32)
+        lines.append((name, f"PublicTest CV log-loss {loss:.4f} | fused {score(data, fused, cnn)}"))
+    return lines
+
+
 def with_mirror(cnn_path: Path, view: npt.NDArray[np.uint8]) -> tuple[Probs, Probs]:
     """The CNN's answers, and their average with its answers on the mirrored crops."""
     plain = cnn_probs(cnn_path, view)
@@ -190,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         "--int8-from", type=Path, help="a float32 CNN .onnx: score ways of quantizing it instead"
     )
     parser.add_argument(
+        "--stackers",
+        action="store_true",
+        help="score non-linear stackers against the shipped one with --cnn instead",
+    )
+    parser.add_argument(
         "--blendshape-models",
         action="store_true",
         help="score other blendshape models (BLENDSHAPE_CANDIDATES) with --cnn instead",
@@ -205,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.int8_from:
         with tempfile.TemporaryDirectory() as folder:
             lines = int8_variants(data, args.int8_from, Path(folder))
+    elif args.stackers:
+        lines = stacker_variants(data, args.cnn)
     elif args.blendshape_models:
         with tempfile.TemporaryDirectory() as folder:
             lines = blendshape_variants(data, args.cnn, Path(folder))

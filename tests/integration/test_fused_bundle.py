@@ -242,3 +242,25 @@ def test_device_answers_match_a_plain_session_and_are_not_overwritten(
     second = model.predict_crop(crops[1])
     assert np.array_equal(first, kept) and not np.allclose(first, second)
     assert np.allclose(np.stack([first, second]), cnn_probs(cnn_file, crops), atol=1e-6)
+
+
+def test_stacker_variants_rank_by_public_test_log_loss(
+    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path
+) -> None:
+    import re
+
+    from trainer.fused import load_fused_data, stacker_model
+    from trainer.fused_variants import stacker_candidates, stacker_variants
+
+    bundle, _ = built
+    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
+    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
+    data = load_fused_data(small_fer, extraction)
+    assert len(stacker_candidates()) == 5
+    candidates = {"weak": stacker_model(0.01), "strong": stacker_model(10.0)}
+    lines = stacker_variants(data, cnn, candidates)
+    assert [name for name, _ in lines] == ["weak", "strong"]
+    for _, text in lines:
+        assert float(re.findall(r"log-loss (\d+\.\d{4})", text)[0]) > 0.0
+        scores = [float(v) for v in re.findall(r"\d\.\d{4}", text.split("fused")[1])]
+        assert len(scores) == 3 and all(0.0 <= v <= 1.0 for v in scores)
