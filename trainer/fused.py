@@ -29,6 +29,7 @@ import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
+from device.errors import ModelMismatch
 from device.features.crop import DEFAULT_CROP
 from device.inference.bundle import PROB_FLOOR, BundleManifest, FusedModel
 from device.inference.classifier import BUILTIN_BLENDSHAPES, OnnxClassifier
@@ -231,7 +232,14 @@ def build_fused(
     ``quantize``: ship the CNN in int8 (``trainer.quantize``); else the float32 export.
     ``mirror``: the exported CNN also reads the mirrored crop and averages (``WithSoftmax``).
     """
+    blend_model = open_blendshape_model(blendshape_model)  # a wrong file fails now, not after hours
     data = load_fused_data(data_path, extraction)
+    classes = list(data.prepared.dataset.class_names)
+    if list(blend_model.labels) != classes:
+        raise UsageError(
+            f"blendshape model {blendshape_model.name} has labels {list(blend_model.labels)}, "
+            f"not the dataset's {classes}: train it on the same data"
+        )
     claim_work_dir(work_dir, run_facts(cnn_config, data.prepared.dataset.content_hash()))
     net = train_cnn(training_data(data), cnn_config, work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -244,7 +252,6 @@ def build_fused(
     precision = _place_cnn(
         float_path, cnn_path, data, view, seed=cnn_config.seed, quantize=quantize
     )
-    blend_model = OnnxClassifier(blendshape_model)
     blend, cnn = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
     public_faces = data.rows("PublicTest")[data.face[data.rows("PublicTest")]]
     stacker, cv_log_loss = fit_stacker(
@@ -283,6 +290,16 @@ def build_fused(
     _write_bundle(bundle_path, data, report, files)
     report["bundle_parity"] = _bundle_parity(bundle_path, data, fused, private)
     return report
+
+
+def open_blendshape_model(path: Path) -> OnnxClassifier:
+    """The blendshape model to stack; a missing or unusable file is a one-line usage error."""
+    if not path.is_file():
+        raise UsageError(f"blendshape model {path} does not exist: give a .onnx with its .json")
+    try:
+        return OnnxClassifier(path)
+    except ModelMismatch as exc:
+        raise UsageError(f"blendshape model {path} cannot be used: {exc}") from None
 
 
 def default_work_dir(config: CnnConfig) -> Path:

@@ -157,6 +157,14 @@ def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
     assert main([*args, "--channels", "8,1 8,1"]) == 2  # another run's checkpoints: refused
     error = capsys.readouterr().err.strip()
     assert "other channels" in error and "--work-dir" in error and "\n" not in error
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    for model, reason in ((tmp_path / "none.onnx", "does not exist"), (broken, "cannot be used")):
+        fresh = ["--work-dir", str(tmp_path / "fresh"), "--blendshape-model", str(model)]
+        assert main([*args, *fresh]) == 2  # before any training
+        error = capsys.readouterr().err.strip()
+        assert reason in error and "\n" not in error
+    assert not (tmp_path / "fresh").exists()
 
 
 def test_variants_script_scores_mirror_and_two_cnn_ensembles(
