@@ -14,6 +14,8 @@ MLP, a logistic regression) and prints each one's ONNX size, time per face (warm
 the stacker's PublicTest CV log-loss and the fused score with ``--cnn``: what a cheaper blendshape
 model in the bundle would cost in accuracy. ``--stackers`` scores non-linear stackers (pairwise
 products, a small HGB, an MLP) against the shipped logistic regression, by PublicTest CV log-loss.
+``--compare CNN...`` stacks each CNN as ``build-fused`` does and gives its PrivateTest accuracy with
+a 95 % bootstrap interval and its paired difference from the first (interval, McNemar p).
 """
 
 from __future__ import annotations
@@ -212,6 +214,40 @@ def stacker_variants(
     return lines
 
 
+def compare_cnns(data: FusedData, cnn_paths: list[Path]) -> list[tuple[str, str]]:
+    """Bundles that differ in their CNN, each stacked as ``build-fused`` does, against the first.
+
+    Per CNN: PrivateTest accuracy over all images with a 95 % bootstrap interval (how far the
+    test set's sampling alone moves it), then its paired difference from the first CNN's bundle
+    (bootstrap interval, exact McNemar p): whether a gap between two rows is more than noise.
+    """
+    from trainer.significance import bootstrap_difference, mcnemar
+
+    blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
+    public = np.intersect1d(data.rows("PublicTest"), np.flatnonzero(data.face))
+    private = data.rows("PrivateTest")
+    truth, face = data.labels[private], data.face[private]
+    predictions = []
+    for path in cnn_paths:
+        cnn = cnn_probs(path, data.device_view())
+        x = stack_inputs(blend, cnn)
+        stacker, _ = fit_stacker(x[public], data.labels[public], seed=0)
+        fused = stacker.predict_proba(x[private]).argmax(1)
+        predictions.append(np.where(face, fused, cnn[private].argmax(1)))
+    lines = []
+    for path, predicted in zip(cnn_paths, predictions, strict=True):
+        never_right = np.full_like(truth, -1)  # the difference from it is the accuracy itself
+        alone = bootstrap_difference(truth, predicted, never_right)
+        text = f"{alone['difference']:.4f} [{alone['ci_low']:.4f}, {alone['ci_high']:.4f}]"
+        if predicted is not predictions[0]:
+            diff = bootstrap_difference(truth, predicted, predictions[0])
+            p = mcnemar(truth, predicted, predictions[0])["p_value"]
+            text += f" | vs first {diff['difference']:+.4f} "
+            text += f"[{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}], McNemar p {p:.3f}"
+        lines.append((f"{path.parent.name}/{path.name}", text))
+    return lines
+
+
 def with_mirror(cnn_path: Path, view: npt.NDArray[np.uint8]) -> tuple[Probs, Probs]:
     """The CNN's answers, and their average with its answers on the mirrored crops."""
     plain = cnn_probs(cnn_path, view)
@@ -235,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         "--int8-from", type=Path, help="a float32 CNN .onnx: score ways of quantizing it instead"
     )
     parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        metavar="CNN",
+        help="bundles with these CNNs: accuracy with a 95 %% interval, each against the first",
+    )
+    parser.add_argument(
         "--stackers",
         action="store_true",
         help="score non-linear stackers against the shipped one with --cnn instead",
@@ -255,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.int8_from:
         with tempfile.TemporaryDirectory() as folder:
             lines = int8_variants(data, args.int8_from, Path(folder))
+    elif args.compare:
+        lines = compare_cnns(data, args.compare)
     elif args.stackers:
         lines = stacker_variants(data, args.cnn)
     elif args.blendshape_models:

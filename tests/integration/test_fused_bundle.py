@@ -272,3 +272,24 @@ def test_stacker_variants_rank_by_public_test_log_loss(
         assert float(re.findall(r"log-loss (\d+\.\d{4})", text)[0]) > 0.0
         scores = [float(v) for v in re.findall(r"\d\.\d{4}", text.split("fused")[1])]
         assert len(scores) == 3 and all(0.0 <= v <= 1.0 for v in scores)
+
+
+def test_compare_cnns_gives_intervals_and_paired_differences(
+    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path
+) -> None:
+    import re
+
+    from trainer.fused import load_fused_data
+    from trainer.fused_variants import compare_cnns
+
+    bundle, report = built
+    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
+    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
+    data = load_fused_data(small_fer, extraction)
+    first, same = compare_cnns(data, [cnn, cnn])
+    interval = r"(\d\.\d{4}) \[(\d\.\d{4}), (\d\.\d{4})\]"
+    accuracy, low, high = map(float, re.findall(interval, first[1])[0])
+    assert low <= accuracy <= high
+    assert accuracy == pytest.approx(report["fer2013"]["fused"]["all_rows"]["accuracy"], abs=1e-4)
+    assert "vs first" not in first[1]
+    assert "vs first +0.0000 [+0.0000, +0.0000], McNemar p 1.000" in same[1]  # a CNN against itself
