@@ -15,7 +15,7 @@ from device.inference.bundle import FusedModel, read_bundle
 from device.inference.classifier import load_rgb_model
 from trainer.cnn import CnnConfig
 from trainer.extract import ExtractionConfig
-from trainer.fused import build_fused, ferplus_labels, format_report
+from trainer.fused import FusedData, build_fused, ferplus_labels, format_report, load_fused_data
 
 FACES = Path(__file__).resolve().parents[3] / "shared" / "assets" / "faces_rgb"
 PER_CLASS = {"Training": 24, "PublicTest": 8, "PrivateTest": 6}
@@ -61,6 +61,17 @@ def built(
     config = CnnConfig(epochs=2, batch_size=32, threads=1, progress=False)
     report = build_fused(small_fer, root / "out", root / "work", extraction, config)
     return root / "out" / "fer2013_fused.json", report
+
+
+@pytest.fixture(scope="module")
+def built_data(
+    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path
+) -> tuple[FusedData, Path]:
+    """The small slice's features and crops (from ``built``'s cache), and the bundle's CNN."""
+    bundle, _ = built
+    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
+    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
+    return load_fused_data(small_fer, extraction), cnn
 
 
 def test_bundle_files_manifest_and_budget(built: tuple[Path, dict]) -> None:
@@ -168,17 +179,14 @@ def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
 
 
 def test_variants_script_scores_mirror_and_two_cnn_ensembles(
-    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path
+    built_data: tuple[FusedData, Path],
 ) -> None:
     import re
 
-    from trainer.fused import load_fused_data
     from trainer.fused_variants import variants
 
-    bundle, _ = built
-    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
-    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")  # built's cache
-    lines = dict(variants(load_fused_data(small_fer, extraction), cnn, second_cnn=cnn))
+    data, cnn = built_data
+    lines = dict(variants(data, cnn, second_cnn=cnn))
     assert {"CNN alone, mirror", "two CNNs averaged", "two CNNs, mirror, C=0.1"} <= set(lines)
     for text in lines.values():
         accuracy, f1, faces = map(float, re.findall(r"\d\.\d{4}", text))
@@ -188,17 +196,14 @@ def test_variants_script_scores_mirror_and_two_cnn_ensembles(
 
 
 def test_int8_variants_quantize_the_float_cnn_each_way(
-    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path, tmp_path: Path
+    built: tuple[Path, dict], built_data: tuple[FusedData, Path], tmp_path: Path
 ) -> None:
     import re
 
-    from trainer.fused import load_fused_data
     from trainer.fused_variants import INT8_VARIANTS, int8_variants
 
-    bundle, _ = built
-    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
-    float_cnn = bundle.parents[1] / "work" / "cnn_float32.onnx"
-    lines = int8_variants(load_fused_data(small_fer, extraction), float_cnn, tmp_path)
+    float_cnn = built[0].parents[1] / "work" / "cnn_float32.onnx"
+    lines = int8_variants(built_data[0], float_cnn, tmp_path)
     assert [name for name, _ in lines] == list(INT8_VARIANTS)
     for _, text in lines:
         scores = [float(v) for v in re.findall(r"\d\.\d{4}", text)]
@@ -206,17 +211,13 @@ def test_int8_variants_quantize_the_float_cnn_each_way(
 
 
 def test_blendshape_variants_train_time_and_score_each_model(
-    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path, tmp_path: Path
+    built_data: tuple[FusedData, Path], tmp_path: Path
 ) -> None:
     import re
 
-    from trainer.fused import load_fused_data
     from trainer.fused_variants import blendshape_variants
 
-    bundle, _ = built
-    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
-    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
-    data = load_fused_data(small_fer, extraction)
+    data, cnn = built_data
     candidates = {
         "HGB 3x7": ("hist_gradient_boosting", {"max_iter": 3, "max_leaf_nodes": 7}),
         "HGB 12x7": ("hist_gradient_boosting", {"max_iter": 12, "max_leaf_nodes": 7}),
@@ -253,17 +254,14 @@ def test_device_answers_match_a_plain_session_and_are_not_overwritten(
 
 
 def test_stacker_variants_rank_by_public_test_log_loss(
-    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path
+    built_data: tuple[FusedData, Path],
 ) -> None:
     import re
 
-    from trainer.fused import load_fused_data, stacker_model
+    from trainer.fused import stacker_model
     from trainer.fused_variants import stacker_candidates, stacker_variants
 
-    bundle, _ = built
-    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
-    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
-    data = load_fused_data(small_fer, extraction)
+    data, cnn = built_data
     assert len(stacker_candidates()) == 5
     candidates = {"weak": stacker_model(0.01), "strong": stacker_model(10.0)}
     lines = stacker_variants(data, cnn, candidates)
@@ -275,17 +273,14 @@ def test_stacker_variants_rank_by_public_test_log_loss(
 
 
 def test_compare_cnns_gives_intervals_and_paired_differences(
-    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path
+    built: tuple[Path, dict], built_data: tuple[FusedData, Path]
 ) -> None:
     import re
 
-    from trainer.fused import load_fused_data
     from trainer.fused_variants import compare_cnns
 
-    bundle, report = built
-    cnn = bundle.parent / read_bundle(bundle).files["cnn"]["file"]
-    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
-    data = load_fused_data(small_fer, extraction)
+    _, report = built
+    data, cnn = built_data
     first, same = compare_cnns(data, [cnn, cnn])
     interval = r"(\d\.\d{4}) \[(\d\.\d{4}), (\d\.\d{4})\]"
     accuracy, low, high = map(float, re.findall(interval, first[1])[0])
