@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from device import __version__
+from device.argtypes import positive_int
 from device.config import DEFAULT_CONFIG_PATH, load_config
 from device.errors import EmotionEdgeError
 
@@ -91,24 +92,13 @@ def _add_bench_rounds(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "bench-rounds", help="bench several models in turn, round after round, and compare them"
     )
     p.add_argument("models", type=Path, nargs="+", help="model .onnx or bundle .json files")
-    p.add_argument("--rounds", type=_positive_int, default=3, help="bench runs per model")
+    p.add_argument("--rounds", type=positive_int, default=3, help="bench runs per model")
     p.add_argument("--video", type=Path, help="video file (default: the sample video)")
     p.add_argument("--frames", type=int, default=0, help="frames per run (0 = whole video)")
     p.add_argument("--mode", choices=["image", "video"], default="image")
     p.add_argument("--json", type=Path, help="also write the table and every run's figure here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_bench_rounds)
-
-
-def _positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1, with a one-line error otherwise."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def _add_record(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

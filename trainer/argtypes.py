@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from device.argtypes import positive_int, whole_number
 
-def whole_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
-
-def positive_int(text: str) -> int:
-    value = whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+__all__ = ["channels", "fold_jobs", "positive_int", "whole_number"]
 
 
 def fold_jobs(text: str) -> int:

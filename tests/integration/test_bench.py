@@ -97,6 +97,10 @@ def test_bench_rounds_names_a_missing_model_and_a_failed_run(
 
     assert main(["bench-rounds", str(tmp_path / "none.json"), "--no-progress"]) == 2
     assert "none.json does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench-rounds", str(tmp_path / "none.json"), "--rounds", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("--rounds: 0 must be at least 1")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     assert main(["bench-rounds", str(broken), "--rounds", "1", "--no-progress"]) == 78
