@@ -97,6 +97,10 @@ class FusedData:
     def rows(self, usage: str) -> npt.NDArray[np.intp]:
         return np.flatnonzero(self.usage == usage)
 
+    def face_rows(self, usage: str) -> npt.NDArray[np.intp]:
+        """The rows of ``usage`` where the landmarker found a face (what the models are fit on)."""
+        return np.flatnonzero((self.usage == usage) & self.face)
+
 
 def load_fused_data(data_path: Path, extraction: ExtractionConfig) -> FusedData:
     prepared = prepare(data_path, extraction)
@@ -253,7 +257,7 @@ def build_fused(
         float_path, cnn_path, data, view, seed=cnn_config.seed, quantize=quantize
     )
     blend, cnn = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
-    public_faces = data.rows("PublicTest")[data.face[data.rows("PublicTest")]]
+    public_faces = data.face_rows("PublicTest")
     stacker, cv_log_loss = fit_stacker(
         stack_inputs(blend[public_faces], cnn[public_faces]),
         data.labels[public_faces],

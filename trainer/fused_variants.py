@@ -149,8 +149,7 @@ def blendshape_variants(
     cnn = cnn_probs(cnn_path, data.device_view())
     values = data.prepared.features.values.astype(np.float32)
     faces = np.flatnonzero(data.face)
-    train = np.intersect1d(data.rows("Training"), faces)
-    public = np.intersect1d(data.rows("PublicTest"), faces)
+    train, public = data.face_rows("Training"), data.face_rows("PublicTest")
     lines = []
     for index, (name, (kind, params)) in enumerate(candidates.items()):
         model = build_model(kind, **params).fit(values[train], data.labels[train])
@@ -203,7 +202,7 @@ def stacker_variants(
 
     cnn = cnn_probs(cnn_path, data.device_view())
     x = stack_inputs(blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data), cnn)
-    public = np.intersect1d(data.rows("PublicTest"), np.flatnonzero(data.face))
+    public = data.face_rows("PublicTest")
     y = data.labels[public]
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     lines = []
@@ -221,29 +220,28 @@ def compare_cnns(data: FusedData, cnn_paths: list[Path]) -> list[tuple[str, str]
     test set's sampling alone moves it), then its paired difference from the first CNN's bundle
     (bootstrap interval, exact McNemar p): whether a gap between two rows is more than noise.
     """
-    from trainer.significance import bootstrap_difference, mcnemar
+    from trainer.significance import bootstrap_difference, format_interval, mcnemar
 
     blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
-    public = np.intersect1d(data.rows("PublicTest"), np.flatnonzero(data.face))
+    view = data.device_view()
+    public = data.face_rows("PublicTest")
     private = data.rows("PrivateTest")
     truth, face = data.labels[private], data.face[private]
     predictions = []
     for path in cnn_paths:
-        cnn = cnn_probs(path, data.device_view())
+        cnn = cnn_probs(path, view)
         x = stack_inputs(blend, cnn)
         stacker, _ = fit_stacker(x[public], data.labels[public], seed=0)
         fused = stacker.predict_proba(x[private]).argmax(1)
         predictions.append(np.where(face, fused, cnn[private].argmax(1)))
+    never_right = np.full_like(truth, -1)  # the difference from it is the accuracy itself
     lines = []
-    for path, predicted in zip(cnn_paths, predictions, strict=True):
-        never_right = np.full_like(truth, -1)  # the difference from it is the accuracy itself
-        alone = bootstrap_difference(truth, predicted, never_right)
-        text = f"{alone['difference']:.4f} [{alone['ci_low']:.4f}, {alone['ci_high']:.4f}]"
-        if predicted is not predictions[0]:
+    for index, (path, predicted) in enumerate(zip(cnn_paths, predictions, strict=True)):
+        text = format_interval(bootstrap_difference(truth, predicted, never_right), 4, signed=False)
+        if index > 0:
             diff = bootstrap_difference(truth, predicted, predictions[0])
             p = mcnemar(truth, predicted, predictions[0])["p_value"]
-            text += f" | vs first {diff['difference']:+.4f} "
-            text += f"[{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}], McNemar p {p:.3f}"
+            text += f" | vs first {format_interval(diff, 4)}, McNemar p {p:.3f}"
         lines.append((f"{path.parent.name}/{path.name}", text))
     return lines
 
@@ -257,8 +255,7 @@ def with_mirror(cnn_path: Path, view: npt.NDArray[np.uint8]) -> tuple[Probs, Pro
 
 def _stacked(data: FusedData, x: npt.NDArray[np.float32], alone: Probs, c: float) -> str:
     """A stacker with C = ``c`` fitted on the PublicTest faces, scored on PrivateTest."""
-    public = data.rows("PublicTest")
-    fit_rows = public[data.face[public]]
+    fit_rows = data.face_rows("PublicTest")
     stacker = stacker_model(c).fit(x[fit_rows], data.labels[fit_rows])
     return score(data, stacker.predict_proba(x), alone)
 

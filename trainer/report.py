@@ -31,6 +31,7 @@ from trainer.significance import (
     DEFAULT_BOOTSTRAP,
     compare_runs,
     compare_to_majority,
+    format_interval,
     permutation_test,
 )
 
@@ -375,10 +376,6 @@ def _p(value: Any) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def _delta(boot: dict[str, Any]) -> str:
-    return f"{boot['difference']:+.3f} [{boot['ci_low']:+.3f}, {boot['ci_high']:+.3f}]"
-
-
 def _fold_p(paired: dict[str, Any]) -> str:
     """Corrected t (else paired t) and Wilcoxon p-values over folds, or a dash for one fold."""
     t = paired.get("corrected_t_test") or paired.get("t_test")
@@ -417,7 +414,7 @@ def protocol_table(protocol: str, block: dict[str, Any]) -> list[str]:
         ]
         rows.append(
             f"| {model} | {' | '.join(cells)} | {_cell(result, 'all_rows', 'accuracy')} "
-            f"| {_delta(vs['bootstrap'])} | {_p(vs['bootstrap']['p_value'])} "
+            f"| {format_interval(vs['bootstrap'])} | {_p(vs['bootstrap']['p_value'])} "
             f"| {_fold_p(vs['paired'])} | {_p(perm)} |"
         )
     first = next(iter(block["models"].values()))
@@ -439,7 +436,7 @@ def _pairwise_table(pairs: list[dict[str, Any]]) -> list[str]:
     ]
     for pair in pairs:
         rows.append(
-            f"| {pair['a']} vs {pair['b']} | {_delta(pair['bootstrap'])} "
+            f"| {pair['a']} vs {pair['b']} | {format_interval(pair['bootstrap'])} "
             f"| {_p(pair['bootstrap']['p_value'])} | {_p(pair['mcnemar']['p_value'])} "
             f"| {_fold_p(pair['paired'])} |"
         )

@@ -215,6 +215,12 @@ def bootstrap_difference(
     }
 
 
+def format_interval(boot: dict[str, Any], digits: int = 3, signed: bool = True) -> str:
+    """A ``bootstrap_difference`` result as "+0.012 [+0.004, +0.021]"."""
+    spec = f"{'+' if signed else ''}.{digits}f"
+    return f"{boot['difference']:{spec}} [{boot['ci_low']:{spec}}, {boot['ci_high']:{spec}}]"
+
+
 def _group_totals(
     values: npt.NDArray[np.float64], groups: npt.NDArray[Any] | None
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

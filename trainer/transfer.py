@@ -49,7 +49,12 @@ from trainer.evaluate import (
 from trainer.metrics import format_mean_std, majority_class
 from trainer.protocols import Protocol
 from trainer.report import SMILE, bootstrap_units, table_protocols, versions
-from trainer.significance import DEFAULT_BOOTSTRAP, compare_runs, compare_to_majority
+from trainer.significance import (
+    DEFAULT_BOOTSTRAP,
+    compare_runs,
+    compare_to_majority,
+    format_interval,
+)
 from trainer.train import build_model
 
 logger = logging.getLogger(__name__)
@@ -737,7 +742,7 @@ def _versus(test: Mapping[str, Any] | None) -> str:
     if test is None:
         return " | | "
     boot = test["bootstrap"]
-    delta = f"{boot['difference']:+.3f} [{boot['ci_low']:+.3f}, {boot['ci_high']:+.3f}]"
+    delta = format_interval(boot)
     return f"{delta} | {_p(boot['p_value'])} | {_p(test['mcnemar']['p_value'])}"
 
 

@@ -217,3 +217,11 @@ def test_folds_run_on_the_chosen_joblib_backend(happy_vs_surprise: LabelledFeatu
     if importlib.util.find_spec("distributed") is None:
         with pytest.raises(UsageError, match=r"needs dask\.distributed"), parallel_backend("dask"):
             pass
+
+
+def test_format_interval_signed_and_plain() -> None:
+    from trainer.significance import format_interval
+
+    boot = {"difference": 0.0123, "ci_low": -0.0041, "ci_high": 0.02}
+    assert format_interval(boot) == "+0.012 [-0.004, +0.020]"
+    assert format_interval(boot, 4, signed=False) == "0.0123 [-0.0041, 0.0200]"
