@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.assets import AssetResolver
+from device.errors import EmotionEdgeError
 from device.features.blendshapes import BlendshapeExtractor, FaceFeatures, RunningMode
 from device.frames import RgbFrame
 from device.inference.bundle import FusedModel
@@ -39,6 +40,12 @@ from device.pipeline import FaceModel, Pipeline
 from device.publish.memory import MemoryPublisher
 
 WARM_UP_FRAMES = 30  # device-only frames before timing starts
+
+
+class NothingToTime(EmotionEdgeError):
+    """The source ran out before any frame could be timed: a usage problem (--frames, video)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,12 @@ def bench_device(
                 if found and isinstance(classifier, FusedModel):
                     _add_fused(fused, classifier, samples.seconds["classifier"][-1])
             cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+            if not samples.count("device_step"):
+                raise NothingToTime(
+                    f"no frame was left to time after the {WARM_UP_FRAMES} warm-up frames: "
+                    f"give --frames 0 (the whole video) or more than {WARM_UP_FRAMES}, "
+                    "or a longer video"
+                )
             warm_ms = _warm_classifier_ms(bare, classifier, last) if last else None
     publisher.stop()
     report = _summary(samples, faces, cpu_s, wall_s, mode=options.mode, model=classifier.name)
@@ -175,10 +188,13 @@ def _fused_report(fused: Samples, baseline_name: str) -> dict[str, object]:
     """Fused stages, and its classifier stage against the blendshape-only one (faces only)."""
     stages = fused.stats_ms()
     with_cnn, alone = stages["fused_classifier"], stages[BLEND_ONLY]
+    measured = fused.count("crop") > 0 and fused.count(BLEND_ONLY) > 0  # faces on both paths
     return {
         "stages_ms": stages,
-        "extra_cost_ms": round(with_cnn["mean_ms"] - alone["mean_ms"], 4),
-        "extra_cost_median_ms": round(with_cnn["median_ms"] - alone["median_ms"], 4),
+        "extra_cost_ms": round(with_cnn["mean_ms"] - alone["mean_ms"], 4) if measured else None,
+        "extra_cost_median_ms": (
+            round(with_cnn["median_ms"] - alone["median_ms"], 4) if measured else None
+        ),
         "frames": {"fused": fused.count("crop"), "blendshape_only": fused.count(BLEND_ONLY)},
         "blendshape_only_model": baseline_name,
     }

@@ -99,8 +99,8 @@ def summarize(model: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "classifier_ms": _mean(r["stages_ms"]["classifier"]["mean_ms"] for r in runs),
     }
     fused = [r["fused_path"] for r in runs if "fused_path" in r]
-    if fused:
-        extra = [f["extra_cost_ms"] for f in fused]
+    extra = [f["extra_cost_ms"] for f in fused if f["extra_cost_ms"] is not None]
+    if extra:  # None: a run without faces on one of the two paths
         row["extra_cost_ms"] = {
             "mean": _mean(extra),
             "median": round(statistics.median(extra), 4),

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from device import __version__
-from device.argtypes import positive_int
+from device.argtypes import non_negative_int, positive_int
 from device.config import DEFAULT_CONFIG_PATH, load_config
 from device.errors import EmotionEdgeError
 
@@ -74,7 +74,9 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", type=Path, help="video file (default: the sample video)")
     src.add_argument("--camera", type=int, help="OpenCV camera index")
-    p.add_argument("--frames", type=int, default=0, help="frames to use (0 = whole video)")
+    p.add_argument(
+        "--frames", type=non_negative_int, default=0, help="frames to use (0 = whole video)"
+    )
     p.add_argument("--mode", choices=["image", "video"], default="image")
     p.add_argument(
         "--model", type=Path, help="model .onnx or bundle .json (default: the built-in model)"
@@ -94,7 +96,9 @@ def _add_bench_rounds(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("models", type=Path, nargs="+", help="model .onnx or bundle .json files")
     p.add_argument("--rounds", type=positive_int, default=3, help="bench runs per model")
     p.add_argument("--video", type=Path, help="video file (default: the sample video)")
-    p.add_argument("--frames", type=int, default=0, help="frames per run (0 = whole video)")
+    p.add_argument(
+        "--frames", type=non_negative_int, default=0, help="frames per run (0 = whole video)"
+    )
     p.add_argument("--mode", choices=["image", "video"], default="image")
     p.add_argument("--json", type=Path, help="also write the table and every run's figure here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -107,3 +107,28 @@ def test_bench_rounds_names_a_missing_model_and_a_failed_run(
     error = capsys.readouterr().err.strip()
     assert error.startswith("emotion-device: bench of") and "\n" not in error
     assert "manifest" in error and error.count("emotion-device:") == 1
+
+
+def test_bench_refuses_a_run_that_times_no_frame(
+    short_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from device.bench import NothingToTime
+    from device.cli import main
+
+    with pytest.raises(NothingToTime, match="warm-up"):
+        run_bench(BenchOptions(video=short_video, frames=WARM_UP_FRAMES))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--frames", "-3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("--frames: -3 must be 0 or more")
+
+
+def test_extra_cost_is_none_without_faces_on_both_paths() -> None:
+    from device.bench import BLEND_ONLY, FUSED_STAGES, Samples, _fused_report
+
+    fused = Samples(*FUSED_STAGES, BLEND_ONLY)
+    fused.add(crop=1e-4, cnn=3e-4, blendshapes=3e-4, fusion=4e-5, fused_classifier=8e-4)
+    report = _fused_report(fused, "fer2013_blendshapes_hgb@x")
+    assert report["extra_cost_ms"] is None and report["extra_cost_median_ms"] is None
+    fused.add(**{BLEND_ONLY: 4e-4})
+    assert _fused_report(fused, "fer2013_blendshapes_hgb@x")["extra_cost_ms"] == pytest.approx(0.4)
