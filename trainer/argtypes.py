@@ -6,7 +6,7 @@ import argparse
 
 from device.argtypes import positive_int, whole_number
 
-__all__ = ["channels", "fold_jobs", "positive_int", "whole_number"]
+__all__ = ["channels", "decay", "fold_jobs", "positive_int", "whole_number"]
 
 
 def fold_jobs(text: str) -> int:
@@ -28,3 +28,14 @@ def channels(text: str) -> tuple[tuple[int, int], ...]:
     if not blocks or any(len(b) != 2 or min(b) < 1 for b in blocks):
         raise argparse.ArgumentTypeError(f"{text!r}: blocks are 'width,convs' pairs")
     return blocks  # type: ignore[return-value]
+
+
+def decay(text: str) -> float:
+    """A moving average's decay per step: 0 (off) up to, not including, 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value}: a decay lies from 0 (off) up to below 1")
+    return value

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from device.errors import EmotionEdgeError
 from trainer.argtypes import channels as _channels
+from trainer.argtypes import decay as _decay
 from trainer.argtypes import fold_jobs as _fold_jobs
 from trainer.argtypes import positive_int as _positive_int
 from trainer.datasets_cli import add_datasets_command
@@ -197,6 +198,12 @@ def _add_build_fused(commands: Any) -> None:
         default=0.0,
         help="chance a training face gets one rectangle blanked out (cutout augmentation)",
     )
+    bf.add_argument(
+        "--ema",
+        type=_decay,
+        help="decay per step of an exponential moving average of the CNN's weights, which is "
+        "then what is validated and shipped (0: off; default: the trainer's, see docs/fused.md)",
+    )
     bf.add_argument("--report", type=Path, help="write the full report JSON here")
     bf.add_argument(
         "--float-cnn", action="store_true", help="ship the CNN in float32 instead of int8"
@@ -228,6 +235,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         aligned_share=args.aligned_share,
         erase=args.erase,
+        ema=CnnConfig.ema if args.ema is None else args.ema,
         seed=args.seed,
         progress=not args.no_progress,
         channels=args.channels or CHANNELS,

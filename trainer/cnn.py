@@ -6,13 +6,15 @@ itself, and the exported ONNX graph ends in a softmax named ``probabilities``, s
 casts its crop to float32.
 
 Training: AdamW with a one-cycle schedule, label smoothing, on-the-fly augmentation (mirror,
-small rotations, scale and shifts, brightness and contrast), early stopping on a validation set
+small rotations, scale and shifts, brightness and contrast), optionally an exponential moving
+average of the weights (``WeightAverage``), early stopping on a validation set
 (FER2013's PublicTest), a fixed seed, a checkpoint after every epoch (a killed run resumes where
 it stopped), all cores, and a progress bar with ETA.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -51,6 +53,7 @@ class CnnConfig:
     patience: int = 8  # epochs without a better validation accuracy before stopping
     aligned_share: float = 0.5  # chance a training face is shown as its aligned crop
     erase: float = 0.0  # chance a training face gets one rectangle blanked out (cutout)
+    ema: float = 0.0  # decay per step of the weights' moving average (0: off), see WeightAverage
     seed: int = 0
     channels: tuple[tuple[int, int], ...] = CHANNELS  # (width, convs) per block
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -167,6 +170,48 @@ def blank_rectangles(
     return torch.where(inside.unsqueeze(1), mean, batch)
 
 
+class WeightAverage:
+    """An exponential moving average of a network's weights and batch-norm statistics.
+
+    After every optimiser step ``update`` moves the average a share (1 - decay) of the way to
+    the network's current weights; early on the decay is at most (1 + step) / (10 + step), so
+    the random initialisation does not linger. The average, not the last weights, is what is
+    validated, kept as the best and exported: the same network at no cost per frame. Integer
+    buffers (batch norm's step count) are copied, not averaged.
+    """
+
+    def __init__(self, source: FaceCnn, decay: float) -> None:
+        self.net = copy.deepcopy(source)
+        self.net.requires_grad_(False)
+        self.decay = decay
+        self.steps = 0
+        pairs = list(zip(self.net.state_dict().values(), source.state_dict().values(), strict=True))
+        self._floats = [(a, b) for a, b in pairs if a.is_floating_point()]
+        self._others = [(a, b) for a, b in pairs if not a.is_floating_point()]
+
+    def update(self) -> None:
+        self.steps += 1
+        share = 1.0 - min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            averages, currents = zip(*self._floats, strict=True)
+            torch._foreach_lerp_(list(averages), list(currents), share)
+            for average, current in self._others:
+                average.copy_(current)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from ``state_dict()``'s output (or ``average_of`` a network)."""
+        self.net.load_state_dict(state["net"])
+        self.steps = int(state["steps"])
+
+
+def average_of(net: FaceCnn) -> dict[str, Any]:
+    """A fresh average's state: the network's weights, no steps taken."""
+    return {"net": net.state_dict(), "steps": 0}
+
+
 @dataclass
 class TrainingState:
     epoch: int = 0
@@ -218,7 +263,9 @@ def train_cnn(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, config.learning_rate, epochs=config.epochs, steps_per_epoch=steps
     )
-    state = _resume(work_dir, net, optimizer, schedule)
+    average = WeightAverage(net, config.ema) if config.ema > 0 else None
+    state = _resume(work_dir, net, optimizer, schedule, average)
+    kept = average.net if average is not None else net  # what is validated, kept and returned
     bar = tqdm(
         total=config.epochs,
         initial=state.epoch,
@@ -229,19 +276,22 @@ def train_cnn(
     with bar:
         while state.epoch < config.epochs and not _patience_out(state, config):
             started = time.perf_counter()
-            loss = _one_epoch(net, optimizer, schedule, data, config, epoch=state.epoch)
-            accuracy = evaluate_accuracy(net, data.val_crops, data.val_labels)
+            loss = _one_epoch(
+                net, optimizer, schedule, data, config, epoch=state.epoch, average=average
+            )
+            accuracy = evaluate_accuracy(kept, data.val_crops, data.val_labels)
+            raw = evaluate_accuracy(net, data.val_crops, data.val_labels) if average else None
             state.seconds += time.perf_counter() - started
-            _record(state, work_dir, net, loss, accuracy)
+            _record(state, work_dir, kept, loss, accuracy, raw_accuracy=raw)
             state.epoch += 1
-            _checkpoint(work_dir, net, optimizer, schedule, state)
+            _checkpoint(work_dir, net, optimizer, schedule, state, average=average)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{accuracy:.4f}", best=state.best_epoch)
             if on_epoch is not None:
                 on_epoch(state)
-    net.load_state_dict(torch.load(work_dir / "best.pt", weights_only=True))
-    net.eval()
-    return net
+    kept.load_state_dict(torch.load(work_dir / "best.pt", weights_only=True))
+    kept.eval()
+    return kept
 
 
 def _patience_out(state: TrainingState, config: CnnConfig) -> bool:
@@ -256,6 +306,7 @@ def _one_epoch(
     config: CnnConfig,
     *,
     epoch: int,
+    average: WeightAverage | None = None,
 ) -> float:
     """One pass; the views, order and augmentation depend only on the seed and the epoch."""
     rng = np.random.default_rng([config.seed, epoch])
@@ -274,6 +325,8 @@ def _one_epoch(
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         schedule.step()
+        if average is not None:
+            average.update()
         total += loss.item() * len(index)
         count += len(index)
     return total / max(count, 1)
@@ -301,9 +354,19 @@ def evaluate_accuracy(
 
 
 def _record(
-    state: TrainingState, work_dir: Path, net: FaceCnn, loss: float, accuracy: float
+    state: TrainingState,
+    work_dir: Path,
+    net: FaceCnn,
+    loss: float,
+    accuracy: float,
+    *,
+    raw_accuracy: float | None = None,
 ) -> None:
-    state.history.append({"epoch": state.epoch, "loss": loss, "val_accuracy": accuracy})
+    """One epoch in the history; ``raw_accuracy``: the last weights', when ``net`` is an average."""
+    entry = {"epoch": state.epoch, "loss": loss, "val_accuracy": accuracy}
+    if raw_accuracy is not None:
+        entry["raw_val_accuracy"] = raw_accuracy
+    state.history.append(entry)
     logger.info("epoch %d: loss %.4f, validation accuracy %.4f", state.epoch, loss, accuracy)
     if accuracy > state.best_accuracy:
         state.best_accuracy, state.best_epoch = accuracy, state.epoch
@@ -316,6 +379,8 @@ def _checkpoint(
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
     state: TrainingState,
+    *,
+    average: WeightAverage | None = None,
 ) -> None:
     payload = {
         "net": net.state_dict(),
@@ -323,6 +388,8 @@ def _checkpoint(
         "schedule": schedule.state_dict(),
         "state": asdict(state),
     }
+    if average is not None:
+        payload["average"] = average.state_dict()
     _save_atomic(payload, work_dir / "checkpoint.pt")
 
 
@@ -331,12 +398,15 @@ def _resume(
     net: FaceCnn,
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
+    average: WeightAverage | None = None,
 ) -> TrainingState:
     path = work_dir / "checkpoint.pt"
     if not path.is_file():
         return TrainingState()
     payload = torch.load(path, weights_only=False)
     net.load_state_dict(payload["net"])
+    if average is not None:  # a checkpoint without one (made before it existed) starts it here
+        average.load_state_dict(payload.get("average") or average_of(net))
     optimizer.load_state_dict(payload["optimizer"])
     schedule.load_state_dict(payload["schedule"])
     state = TrainingState(**payload["state"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from trainer.cnn import (
     FaceCnn,
     TrainingData,
     TrainingState,
+    WeightAverage,
     augment,
     blank_rectangles,
     cnn_probs,
@@ -107,6 +109,54 @@ def test_killed_run_resumes_to_the_same_result(small_data: TrainingData, tmp_pat
     assert [h["epoch"] for h in history_resumed] == [0, 1, 2]
     for a, b in zip(history_whole, history_resumed, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+
+
+def test_weight_average_moves_a_share_toward_the_network() -> None:
+    net = FaceCnn(7)
+    average = WeightAverage(net, decay=0.9)
+    before = [t.clone() for t in average.net.state_dict().values()]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+        net.features[0][1].num_batches_tracked.add_(5)  # an integer buffer: copied
+    average.update()  # step 1: decay min(0.9, 2 / 11), so 9 / 11 of the way
+    for old, new, current in zip(
+        before, average.net.state_dict().values(), net.state_dict().values(), strict=True
+    ):
+        if old.is_floating_point():
+            assert torch.allclose(new, old + (current - old) * (9 / 11), atol=1e-6)
+        else:
+            assert torch.equal(new, current)
+    assert not any(p.requires_grad for p in average.net.parameters())
+    for _ in range(1000):
+        average.update()
+    assert average.steps == 1001
+    assert all(
+        torch.allclose(a, b, atol=1e-5)
+        for a, b in zip(average.net.parameters(), net.parameters(), strict=True)
+    )
+
+
+def test_averaged_run_keeps_the_average_and_resumes_to_it(
+    small_data: TrainingData, tmp_path: Path
+) -> None:
+    config = replace(CONFIG, ema=0.9)
+    whole = train_cnn(small_data, config, tmp_path / "whole")
+    history = read_state(tmp_path / "whole").history
+    assert all("raw_val_accuracy" in h for h in history)
+    raw = FaceCnn(7)
+    raw.load_state_dict(torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["net"])
+    assert not torch.allclose(whole.head[2].weight, raw.head[2].weight)  # the average is kept
+
+    def stop_after_first(state: TrainingState) -> None:
+        if state.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_cnn(small_data, config, tmp_path / "killed", on_epoch=stop_after_first)
+    resumed = train_cnn(small_data, config, tmp_path / "killed")
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-4)
 
