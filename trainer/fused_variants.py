@@ -216,9 +216,10 @@ def stacker_variants(
 def compare_cnns(data: FusedData, cnn_paths: list[Path]) -> list[tuple[str, str]]:
     """Bundles that differ in their CNN, each stacked as ``build-fused`` does, against the first.
 
-    Per CNN: PrivateTest accuracy over all images with a 95 % bootstrap interval (how far the
-    test set's sampling alone moves it), then its paired difference from the first CNN's bundle
-    (bootstrap interval, exact McNemar p): whether a gap between two rows is more than noise.
+    Per CNN: the stacker's PublicTest CV log-loss (the validation number bundles are chosen by),
+    PrivateTest accuracy over all images with a 95 % bootstrap interval (how far the test set's
+    sampling alone moves it), then its paired difference from the first CNN's bundle (bootstrap
+    interval, exact McNemar p): whether a gap between two rows is more than noise.
     """
     from trainer.significance import bootstrap_difference, format_interval, mcnemar
 
@@ -227,17 +228,21 @@ def compare_cnns(data: FusedData, cnn_paths: list[Path]) -> list[tuple[str, str]
     public = data.face_rows("PublicTest")
     private = data.rows("PrivateTest")
     truth, face = data.labels[private], data.face[private]
-    predictions = []
+    predictions, losses = [], []
     for path in cnn_paths:
         cnn = cnn_probs(path, view)
         x = stack_inputs(blend, cnn)
-        stacker, _ = fit_stacker(x[public], data.labels[public], seed=0)
+        stacker, cv_log_loss = fit_stacker(x[public], data.labels[public], seed=0)
         fused = stacker.predict_proba(x[private]).argmax(1)
         predictions.append(np.where(face, fused, cnn[private].argmax(1)))
+        losses.append(min(cv_log_loss.values()))
     never_right = np.full_like(truth, -1)  # the difference from it is the accuracy itself
     lines = []
     for index, (path, predicted) in enumerate(zip(cnn_paths, predictions, strict=True)):
-        text = format_interval(bootstrap_difference(truth, predicted, never_right), 4, signed=False)
+        accuracy = format_interval(
+            bootstrap_difference(truth, predicted, never_right), 4, signed=False
+        )
+        text = f"PublicTest log-loss {losses[index]:.4f} | {accuracy}"
         if index > 0:
             diff = bootstrap_difference(truth, predicted, predictions[0])
             p = mcnemar(truth, predicted, predictions[0])["p_value"]

@@ -148,12 +148,14 @@ def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
     blend = tmp_path / "blend" / "fer2013_blendshapes_logistic_regression.onnx"
     args = ["build-fused", *common, "--epochs", "1", "--float-cnn", "--erase", "0.5", "--mirror"]
     args += ["--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
-    shape = ["--channels", "8,1 16,1", "--blendshape-model", str(blend)]
+    shape = ["--channels", "8,1 16,1", "--ema", "0.9", "--blendshape-model", str(blend)]
     assert main([*args, *shape, "--report", str(tmp_path / "report.json")]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["cnn_precision"] == {"precision": "float32"}
     assert report["cnn_training"]["config"]["channels"] == [[8, 1], [16, 1]]
     assert report["cnn_training"]["config"]["erase"] == 0.5
+    assert report["cnn_training"]["config"]["ema"] == 0.9
+    assert all("raw_val_accuracy" in h for h in report["cnn_training"]["history"])
     assert report["cnn_parameters"] < 5_000
     assert report["cnn_mirror"] is True
     model = FusedModel(tmp_path / "out" / "fer2013_fused.json")
@@ -287,4 +289,7 @@ def test_compare_cnns_gives_intervals_and_paired_differences(
     assert low <= accuracy <= high
     assert accuracy == pytest.approx(report["fer2013"]["fused"]["all_rows"]["accuracy"], abs=1e-4)
     assert "vs first" not in first[1]
+    loss = float(re.findall(r"PublicTest log-loss (\d\.\d{4})", first[1])[0])
+    by_c = report["stacker_fitted_on"]["cv_log_loss_by_C"]
+    assert loss == pytest.approx(min(by_c.values()), abs=1e-4)  # the number bundles are chosen by
     assert "vs first +0.0000 [+0.0000, +0.0000], McNemar p 1.000" in same[1]  # a CNN against itself
