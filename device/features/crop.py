@@ -118,3 +118,45 @@ def warp_grey(
         warped = cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY)
     crop: npt.NDArray[np.uint8] = np.ascontiguousarray(warped, dtype=np.uint8)
     return crop
+
+
+def area_averaged_crop(
+    image: npt.NDArray[np.uint8],
+    points_xy: npt.NDArray[np.float32],
+    spec: CropSpec = DEFAULT_CROP,
+) -> npt.NDArray[np.uint8]:
+    """A candidate crop, not used by any shipped model: ``face_crop`` without its aliasing.
+
+    ``face_crop`` reads 2 x 2 image pixels per crop pixel, so a face much larger than the crop
+    (a face near the camera: 4 to 6 image pixels per crop pixel) is point-sampled, while the
+    CNN learned on FER2013's faces, whose pixels match the crop's one to one. Here, when the
+    face is at least 2 image pixels per crop pixel, the region under the crop is first averaged
+    down by that whole factor (OpenCV's INTER_AREA), then warped as ``face_crop`` does: the crop
+    ``face_crop`` would make from a camera with that many times fewer pixels. Faces smaller than
+    that give ``face_crop``'s pixels exactly. ``python -m trainer.crop_sampling``
+    measures how much the shipped CNN's answers depend on the difference.
+    """
+    height, width = image.shape[:2]
+    inverse = crop_inverse(points_xy, width, height, spec)
+    shrink = int(math.hypot(inverse[0, 0], inverse[1, 0]))
+    box = _footprint(inverse, spec.size, shrink, width, height) if shrink >= 2 else None
+    if box is None:
+        return warp_grey(image, inverse, spec.size)
+    x0, y0, x1, y1 = box
+    size = ((x1 - x0) // shrink, (y1 - y0) // shrink)
+    averaged = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+    small = np.asarray(averaged, dtype=np.uint8)
+    inverse[:, 2] -= (x0, y0)  # as face_crop would crop a camera with 1/shrink the pixels
+    return warp_grey(small, inverse / shrink, spec.size)
+
+
+def _footprint(
+    inverse: npt.NDArray[np.float64], size: int, shrink: int, width: int, height: int
+) -> tuple[int, int, int, int] | None:
+    """The image box under the crop, one block of margin, cut to whole ``shrink`` blocks."""
+    corners = inverse @ np.array([[0, size, 0, size], [0, 0, size, size], [1, 1, 1, 1]])
+    x0 = max((math.floor(corners[0].min()) // shrink - 1) * shrink, 0)
+    y0 = max((math.floor(corners[1].min()) // shrink - 1) * shrink, 0)
+    x1 = x0 + (min(math.ceil(corners[0].max()) + 2 * shrink, width) - x0) // shrink * shrink
+    y1 = y0 + (min(math.ceil(corners[1].max()) + 2 * shrink, height) - y0) // shrink * shrink
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None

@@ -14,6 +14,7 @@ from device.features.crop import (
     CROP_POINTS,
     DEFAULT_CROP,
     CropSpec,
+    area_averaged_crop,
     crop_inverse,
     face_crop,
     whole_image_crop,
@@ -146,3 +147,36 @@ def test_trainer_and_device_make_the_same_pixels(landmarker_path: Path, tmp_path
             assert np.array_equal(on_device, trained)
     again = extract_crops(images, config)  # from the cache this time
     assert np.array_equal(again.values, crops.values) and again.timings["computed_images"] == 0
+
+
+def test_area_averaged_crop_equals_the_plain_one_for_small_faces() -> None:
+    image = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    points = corner_points((60, 50), (85, 52), (160, 120))  # ~1.4 image px per crop px
+    assert np.array_equal(area_averaged_crop(image, points), face_crop(image, points))
+
+
+def test_area_averaged_crop_of_a_large_face_is_the_crop_of_the_averaged_image() -> None:
+    k = 5
+    small = cv2.GaussianBlur(
+        np.random.default_rng(1).integers(0, 256, (96, 128, 3), dtype=np.uint8), (5, 5), 1.5
+    )
+    large = np.repeat(np.repeat(small, k, axis=0), k, axis=1)  # each pixel a k x k block
+    points = corner_points((52.3 * k, 40.1 * k), (70.6 * k, 43.2 * k), (128 * k, 96 * k))
+    expected = face_crop(small, points).astype(int)  # same normalised points, image 1/k the size
+    assert np.abs(area_averaged_crop(large, points).astype(int) - expected).max() <= 2
+
+
+def test_area_averaged_crop_removes_aliasing_that_point_sampling_keeps() -> None:
+    stripes = np.zeros((600, 800), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: pure detail above any crop's resolution
+    points = corner_points((330, 280), (470, 280), (800, 600))  # ~8 image px per crop px
+    assert face_crop(stripes, points).std() > 40  # sampled stripes: noise that is not there
+    averaged = area_averaged_crop(stripes, points)
+    assert averaged.shape == (48, 48) and averaged.std() < 3 and abs(averaged.mean() - 127.5) < 3
+
+
+def test_area_averaged_crop_of_a_face_at_the_edge_keeps_its_shape() -> None:
+    image = np.random.default_rng(2).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    points = corner_points((5, 4), (95, 6), (400, 300))  # most of the crop outside the frame
+    crop = area_averaged_crop(image, points)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
