@@ -204,6 +204,12 @@ def _add_build_fused(commands: Any) -> None:
         help="decay per step of an exponential moving average of the CNN's weights, which is "
         "then what is validated and shipped (0: off; default: the trainer's, see docs/fused.md)",
     )
+    bf.add_argument(
+        "--ferplus-share",
+        type=_fraction,
+        default=0.0,
+        help="share of each training target taken from the image's FER+ votes (0: labels only)",
+    )
     bf.add_argument("--report", type=Path, help="write the full report JSON here")
     bf.add_argument(
         "--float-cnn", action="store_true", help="ship the CNN in float32 instead of int8"
@@ -236,6 +242,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         aligned_share=args.aligned_share,
         erase=args.erase,
         ema=CnnConfig.ema if args.ema is None else args.ema,
+        ferplus_share=args.ferplus_share,
         seed=args.seed,
         progress=not args.no_progress,
         channels=args.channels or CHANNELS,

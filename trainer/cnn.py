@@ -54,6 +54,7 @@ class CnnConfig:
     aligned_share: float = 0.5  # chance a training face is shown as its aligned crop
     erase: float = 0.0  # chance a training face gets one rectangle blanked out (cutout)
     ema: float = 0.0  # decay per step of the weights' moving average (0: off), see WeightAverage
+    ferplus_share: float = 0.0  # share of the FER+ vote distribution in each target (0: none)
     seed: int = 0
     channels: tuple[tuple[int, int], ...] = CHANNELS  # (width, convs) per block
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -232,6 +233,23 @@ class TrainingData:
     val_crops: npt.NDArray[np.uint8]
     val_labels: npt.NDArray[np.int64]
     n_classes: int
+    votes: npt.NDArray[np.float32] | None = None  # FER+ vote shares per class; zero rows: none
+
+
+def training_targets(data: TrainingData, share: float, smoothing: float) -> torch.Tensor | None:
+    """Class probabilities to learn, or None for plain (smoothed) labels.
+
+    Each row is the dataset's label, smoothed, mixed with its FER+ vote distribution: ``share``
+    of the target comes from the ten annotators' votes (rows without votes keep the label).
+    """
+    if share <= 0 or data.votes is None:
+        return None
+    k = data.n_classes
+    label = np.full((len(data.labels), k), smoothing / k, np.float32)
+    label[np.arange(len(data.labels)), data.labels] += 1.0 - smoothing
+    has_votes = data.votes.sum(axis=1, keepdims=True) > 0
+    mixed = np.where(has_votes, (1.0 - share) * label + share * data.votes, label)
+    return torch.from_numpy(mixed.astype(np.float32))
 
 
 def training_views(data: TrainingData, share: float, rng: np.random.Generator) -> torch.Tensor:
@@ -314,13 +332,19 @@ def _one_epoch(
     torch.manual_seed(config.seed * 1000 + epoch)  # dropout: the same after a resume
     views = training_views(data, config.aligned_share, rng)
     labels = torch.from_numpy(data.labels)
+    targets = training_targets(data, config.ferplus_share, config.label_smoothing)
     order = torch.from_numpy(rng.permutation(len(labels)))
     net.train()
     total, count = 0.0, 0
     for start in range(0, len(order), config.batch_size):
         index = order[start : start + config.batch_size]
         batch = augment(views[index], generator, config.erase)
-        loss = F.cross_entropy(net(batch), labels[index], label_smoothing=config.label_smoothing)
+        if targets is None:
+            loss = F.cross_entropy(
+                net(batch), labels[index], label_smoothing=config.label_smoothing
+            )
+        else:
+            loss = F.cross_entropy(net(batch), targets[index])
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()

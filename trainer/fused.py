@@ -110,7 +110,8 @@ def load_fused_data(data_path: Path, extraction: ExtractionConfig) -> FusedData:
     return FusedData(prepared, crops)
 
 
-def training_data(data: FusedData) -> TrainingData:
+def training_data(data: FusedData, votes: npt.NDArray[np.float32] | None = None) -> TrainingData:
+    """The CNN's training set; ``votes``: FER+ vote shares for every image (``ferplus_votes``)."""
     train, val = data.rows("Training"), data.rows("PublicTest")
     images = data.prepared.dataset.images
     return TrainingData(
@@ -121,6 +122,7 @@ def training_data(data: FusedData) -> TrainingData:
         val_crops=data.device_view()[val],
         val_labels=data.labels[val],
         n_classes=len(data.prepared.dataset.class_names),
+        votes=None if votes is None else votes[train],
     )
 
 
@@ -180,6 +182,22 @@ def ferplus_labels(dataset_path: Path, class_names: tuple[str, ...]) -> npt.NDAr
     index = {name: class_names.index(fer) for name, fer in FERPLUS_NAMES.items()}
     mapped = np.array([index.get(columns[t], -1) for t in top], dtype=np.int64)
     return np.where(unique_top & (votes.max(axis=1) > 0), mapped, -1)
+
+
+def ferplus_votes(dataset_path: Path, class_names: tuple[str, ...]) -> Probs | None:
+    """Each image's FER+ votes as shares of FER2013's classes (contempt, unknown and not-a-face
+    left out); rows with none of the seven are zeros. None if the dataset has no FER+ votes."""
+    with np.load(dataset_path) as raw:
+        if "ferplus_votes" not in raw.files:
+            return None
+        votes, columns = raw["ferplus_votes"], [str(c) for c in raw["ferplus_columns"]]
+    counts = np.zeros((len(votes), len(class_names)), np.float32)
+    for column, name in enumerate(columns):
+        if name in FERPLUS_NAMES:
+            counts[:, class_names.index(FERPLUS_NAMES[name])] += votes[:, column]
+    totals = counts.sum(axis=1, keepdims=True)
+    shares: Probs = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    return shares
 
 
 def score_models(
@@ -245,7 +263,12 @@ def build_fused(
             f"not the dataset's {classes}: train it on the same data"
         )
     claim_work_dir(work_dir, run_facts(cnn_config, data.prepared.dataset.content_hash()))
-    net = train_cnn(training_data(data), cnn_config, work_dir)
+    votes = None
+    if cnn_config.ferplus_share > 0:
+        votes = ferplus_votes(data_path, data.prepared.dataset.class_names)
+        if votes is None:
+            raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop --ferplus-share")
+    net = train_cnn(training_data(data, votes), cnn_config, work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     float_path = work_dir / "cnn_float32.onnx"
     export_onnx(net, float_path, DEFAULT_CROP.size, mirror=mirror)

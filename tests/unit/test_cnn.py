@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from trainer.cnn import (
     CnnConfig,
@@ -24,8 +25,10 @@ from trainer.cnn import (
     predict_proba,
     read_state,
     train_cnn,
+    training_targets,
     training_views,
 )
+from trainer.fused import ferplus_votes
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +162,52 @@ def test_averaged_run_keeps_the_average_and_resumes_to_it(
     resumed = train_cnn(small_data, config, tmp_path / "killed")
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-4)
+
+
+def test_targets_mix_the_smoothed_label_with_the_votes() -> None:
+    crops = np.zeros((3, 48, 48), np.uint8)
+    votes = np.array([[0.5, 0, 0, 0.5, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 0]])
+    data = TrainingData(
+        crops,
+        crops,
+        np.zeros(3, bool),
+        np.array([0, 2, 3]),
+        crops,
+        np.zeros(3, np.int64),
+        7,
+        votes=votes.astype(np.float32),
+    )
+    assert training_targets(data, 0.0, 0.1) is None
+    targets = training_targets(data, 0.5, 0.0)
+    assert targets is not None
+    assert torch.allclose(targets[0], torch.tensor([0.75, 0, 0, 0.25, 0, 0, 0]))
+    assert torch.allclose(targets[1], F.one_hot(torch.tensor(2), 7).float())  # no votes: the label
+    smoothed = training_targets(data, 1.0, 0.1)
+    assert smoothed is not None and torch.allclose(smoothed.sum(dim=1), torch.ones(3))
+    assert torch.allclose(smoothed[2], F.one_hot(torch.tensor(3), 7).float())
+
+
+def test_soft_targets_that_agree_with_the_label_give_label_smoothing() -> None:
+    crops = np.zeros((4, 48, 48), np.uint8)
+    labels = np.array([0, 3, 6, 1])
+    votes = np.eye(7, dtype=np.float32)[labels]
+    data = TrainingData(crops, crops, np.zeros(4, bool), labels, crops, labels, 7, votes=votes)
+    targets = training_targets(data, 0.5, 0.1)
+    assert targets is not None
+    logits = torch.randn(4, 7, generator=torch.Generator().manual_seed(0))
+    # half the target from votes that agree: the label with half the smoothing
+    by_label = F.cross_entropy(logits, torch.from_numpy(labels), label_smoothing=0.05)
+    assert float(F.cross_entropy(logits, targets)) == pytest.approx(float(by_label), rel=1e-6)
+
+
+def test_ferplus_votes_are_shares_of_fer2013_classes(fer_npz_path: Path) -> None:
+    names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    shares = ferplus_votes(fer_npz_path, names)
+    assert shares is not None and shares.shape == (35_887, 7)
+    sums = shares.sum(axis=1)
+    assert np.allclose(sums[sums > 0], 1.0) and 0 < int((sums == 0).sum()) < 500
+    # image 0: neutral 4, sadness 1, anger 3, disgust 2 of ten votes
+    assert np.allclose(shares[0], [0.3, 0.2, 0, 0, 0.1, 0, 0.4])
 
 
 def test_loss_falls_while_training(small_data: TrainingData, tmp_path: Path) -> None:
