@@ -14,6 +14,8 @@ MLP, a logistic regression) and prints each one's ONNX size, time per face (warm
 the stacker's PublicTest CV log-loss and the fused score with ``--cnn``: what a cheaper blendshape
 model in the bundle would cost in accuracy. ``--stackers`` scores non-linear stackers (pairwise
 products, a small HGB, an MLP) against the shipped logistic regression, by PublicTest CV log-loss.
+``--label-sets CNN...`` stacks each CNN on PublicTest's FER2013 labels and on its FER+ majority
+votes and scores both on PrivateTest against both label sets.
 ``--compare CNN...`` stacks each CNN as ``build-fused`` does and gives its PrivateTest accuracy with
 a 95 % bootstrap interval and its paired difference from the first (interval, McNemar p).
 """
@@ -46,6 +48,7 @@ from trainer.extract import ExtractionConfig
 from trainer.fused import (
     FusedData,
     blendshape_probs,
+    ferplus_labels,
     fit_stacker,
     load_fused_data,
     stack_inputs,
@@ -251,6 +254,41 @@ def compare_cnns(data: FusedData, cnn_paths: list[Path]) -> list[tuple[str, str]
     return lines
 
 
+def label_set_variants(
+    data: FusedData, ferplus: npt.NDArray[np.int64], cnn_paths: list[Path]
+) -> list[tuple[str, str]]:
+    """Each CNN stacked on PublicTest's FER2013 labels and on its FER+ majority votes.
+
+    Both bundles are scored on PrivateTest against both label sets (all images; no face: the CNN
+    alone; FER+ rows without a clear vote left out): what each set of labels makes of the bundle.
+    """
+    blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
+    view = data.device_view()
+    public, private = data.face_rows("PublicTest"), data.rows("PrivateTest")
+    truths = {"FER2013": data.labels, "FER+": ferplus}
+    lines = []
+    for path in cnn_paths:
+        cnn = cnn_probs(path, view)
+        x = stack_inputs(blend, cnn)
+        for fitted_on, labels in truths.items():
+            rows = public[labels[public] >= 0]
+            stacker, cv_log_loss = fit_stacker(x[rows], labels[rows], seed=0)
+            fused = stacker.predict_proba(x[private]).argmax(1)
+            predicted = np.where(data.face[private], fused, cnn[private].argmax(1))
+            scores = [_on_labels(name, truth[private], predicted) for name, truth in truths.items()]
+            loss = min(cv_log_loss.values())
+            text = f"log-loss {loss:.4f} | " + "; ".join(scores)
+            lines.append((f"{path.parent.name}/{path.name} on {fitted_on}", text))
+    return lines
+
+
+def _on_labels(name: str, truth: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]) -> str:
+    known = truth >= 0
+    acc = accuracy_score(truth[known], predicted[known])
+    f1 = f1_score(truth[known], predicted[known], average="macro")
+    return f"{name} {acc:.4f} / {f1:.4f}"
+
+
 def with_mirror(cnn_path: Path, view: npt.NDArray[np.uint8]) -> tuple[Probs, Probs]:
     """The CNN's answers, and their average with its answers on the mirrored crops."""
     plain = cnn_probs(cnn_path, view)
@@ -280,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
         help="bundles with these CNNs: accuracy with a 95 %% interval, each against the first",
     )
     parser.add_argument(
+        "--label-sets",
+        type=Path,
+        nargs="+",
+        metavar="CNN",
+        help="each CNN stacked on FER2013's labels and on the FER+ votes, scored on both",
+    )
+    parser.add_argument(
         "--stackers",
         action="store_true",
         help="score non-linear stackers against the shipped one with --cnn instead",
@@ -302,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
             lines = int8_variants(data, args.int8_from, Path(folder))
     elif args.compare:
         lines = compare_cnns(data, args.compare)
+    elif args.label_sets:
+        ferplus = ferplus_labels(Path(data_path), data.prepared.dataset.class_names)
+        if not len(ferplus):
+            parser.error(f"{data_path} has no FER+ votes (ferplus_votes)")
+        lines = label_set_variants(data, ferplus, args.label_sets)
     elif args.stackers:
         lines = stacker_variants(data, args.cnn)
     elif args.blendshape_models:

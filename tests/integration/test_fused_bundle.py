@@ -295,3 +295,24 @@ def test_compare_cnns_gives_intervals_and_paired_differences(
     by_c = report["stacker_fitted_on"]["cv_log_loss_by_C"]
     assert loss == pytest.approx(min(by_c.values()), abs=1e-4)  # the number bundles are chosen by
     assert "vs first +0.0000 [+0.0000, +0.0000], McNemar p 1.000" in same[1]  # a CNN against itself
+
+
+def test_label_set_variants_score_both_stackers_on_both_label_sets(
+    built: tuple[Path, dict], built_data: tuple[FusedData, Path], small_fer: Path
+) -> None:
+    import re
+
+    from trainer.fused import ferplus_labels
+    from trainer.fused_variants import label_set_variants
+
+    _, report = built
+    data, cnn = built_data
+    ferplus = ferplus_labels(small_fer, data.prepared.dataset.class_names)
+    on_fer, on_plus = label_set_variants(data, ferplus, [cnn])
+    assert on_fer[0].endswith("on FER2013") and on_plus[0].endswith("on FER+")
+    fer, plus = (float(v) for v in re.findall(r"FER\S* (\d\.\d{4}) /", on_fer[1]))
+    assert fer == pytest.approx(report["fer2013"]["fused"]["all_rows"]["accuracy"], abs=1e-4)
+    assert plus == pytest.approx(
+        report["ferplus_majority"]["fused"]["all_rows"]["accuracy"], abs=1e-4
+    )
+    assert len(re.findall(r"\d\.\d{4} / \d\.\d{4}", on_plus[1])) == 2
