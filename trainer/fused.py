@@ -340,9 +340,18 @@ def default_work_dir(config: CnnConfig) -> Path:
     return default_cache_dir().parent / "cnn" / f"fer2013-{key}"
 
 
+# Settings added after runs were already being made; left out of the facts while off, so a
+# run made before them still resumes (and keeps its default work dir).
+OFF_UNLESS_SET = {"ema": 0.0, "ferplus_share": 0.0}
+
+
 def run_facts(config: CnnConfig, data_sha256: str | None = None) -> dict[str, Any]:
     """What a training run's checkpoints depend on: its settings, the crop, and the data."""
-    facts = {k: v for k, v in asdict(config).items() if k not in ("progress", "threads")}
+    facts = {
+        k: v
+        for k, v in asdict(config).items()
+        if k not in ("progress", "threads") and OFF_UNLESS_SET.get(k) != v
+    }
     facts["crop"] = DEFAULT_CROP.as_dict()
     if data_sha256 is not None:
         facts["data_sha256"] = data_sha256

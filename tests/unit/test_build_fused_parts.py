@@ -14,6 +14,7 @@ from trainer.fused import (
     STACKER_CS,
     claim_work_dir,
     fit_stacker,
+    run_facts,
     stack_inputs,
     stacker_model,
 )
@@ -50,3 +51,15 @@ def test_work_dir_resumes_only_its_own_run(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not readable run facts") as error:
         claim_work_dir(tmp_path, facts)
     assert "\n" not in str(error.value)
+
+
+def test_settings_added_later_leave_the_facts_of_older_runs_alone(tmp_path: Path) -> None:
+    from trainer.cnn import CnnConfig
+
+    plain = run_facts(CnnConfig(), "ab")
+    assert "ema" not in plain and "ferplus_share" not in plain  # as run.json was written before
+    assert run_facts(CnnConfig(ema=0.998), "ab")["ema"] == 0.998
+    assert run_facts(CnnConfig(ferplus_share=0.5), "ab")["ferplus_share"] == 0.5
+    claim_work_dir(tmp_path, plain)
+    with pytest.raises(UsageError, match="other ema"):
+        claim_work_dir(tmp_path, run_facts(CnnConfig(ema=0.998), "ab"))
