@@ -171,12 +171,28 @@ def export_stacker(stacker: LogisticRegression, path: Path) -> None:
     path.write_bytes(onnx_bytes)
 
 
-def ferplus_labels(dataset_path: Path, class_names: tuple[str, ...]) -> npt.NDArray[np.int64]:
-    """FER+ majority vote as a FER2013 class index; -1: a tie, contempt, unknown or not a face."""
+def _ferplus_raw(dataset_path: Path) -> tuple[npt.NDArray[np.int64], list[str]] | None:
+    """The FER+ vote counts (N, 10) and their column names, if the dataset file carries them.
+
+    Only the project's .npz does (``ferplus_votes``); FER2013's own CSV has none.
+    """
+    if dataset_path.suffix.lower() != ".npz":
+        return None
     with np.load(dataset_path) as raw:
         if "ferplus_votes" not in raw.files:
-            return np.full(0, -1, dtype=np.int64)
-        votes, columns = raw["ferplus_votes"], [str(c) for c in raw["ferplus_columns"]]
+            return None
+        return raw["ferplus_votes"], [str(c) for c in raw["ferplus_columns"]]
+
+
+def ferplus_labels(dataset_path: Path, class_names: tuple[str, ...]) -> npt.NDArray[np.int64]:
+    """FER+ majority vote as a FER2013 class index; -1: a tie, contempt, unknown or not a face.
+
+    Empty when the dataset has no FER+ votes.
+    """
+    found = _ferplus_raw(dataset_path)
+    if found is None:
+        return np.full(0, -1, dtype=np.int64)
+    votes, columns = found
     top = votes.argmax(axis=1)
     unique_top = (votes == votes.max(axis=1, keepdims=True)).sum(axis=1) == 1
     index = {name: class_names.index(fer) for name, fer in FERPLUS_NAMES.items()}
@@ -187,10 +203,10 @@ def ferplus_labels(dataset_path: Path, class_names: tuple[str, ...]) -> npt.NDAr
 def ferplus_votes(dataset_path: Path, class_names: tuple[str, ...]) -> Probs | None:
     """Each image's FER+ votes as shares of FER2013's classes (contempt, unknown and not-a-face
     left out); rows with none of the seven are zeros. None if the dataset has no FER+ votes."""
-    with np.load(dataset_path) as raw:
-        if "ferplus_votes" not in raw.files:
-            return None
-        votes, columns = raw["ferplus_votes"], [str(c) for c in raw["ferplus_columns"]]
+    found = _ferplus_raw(dataset_path)
+    if found is None:
+        return None
+    votes, columns = found
     counts = np.zeros((len(votes), len(class_names)), np.float32)
     for column, name in enumerate(columns):
         if name in FERPLUS_NAMES:
@@ -255,6 +271,8 @@ def build_fused(
     ``mirror``: the exported CNN also reads the mirrored crop and averages (``WithSoftmax``).
     """
     blend_model = open_blendshape_model(blendshape_model)  # a wrong file fails now, not after hours
+    if cnn_config.ferplus_share > 0 and _ferplus_raw(data_path) is None:
+        raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop --ferplus-share")
     data = load_fused_data(data_path, extraction)
     classes = list(data.prepared.dataset.class_names)
     if list(blend_model.labels) != classes:
@@ -266,8 +284,6 @@ def build_fused(
     votes = None
     if cnn_config.ferplus_share > 0:
         votes = ferplus_votes(data_path, data.prepared.dataset.class_names)
-        if votes is None:
-            raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop --ferplus-share")
     net = train_cnn(training_data(data, votes), cnn_config, work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     float_path = work_dir / "cnn_float32.onnx"

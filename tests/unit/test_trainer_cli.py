@@ -249,3 +249,20 @@ def test_new_commands_give_one_line_errors(
         os.chdir(cwd)
     assert got == code and len(err) == 1
     assert err[0].startswith("emotion-trainer: ") and fragment in err[0]
+
+
+def test_ferplus_share_without_votes_is_one_line_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from trainer.fused import ferplus_labels, ferplus_votes
+
+    path = tmp_path / "fer.csv"  # FER2013's own CSV: no FER+ votes
+    path.write_text("emotion,pixels,Usage\n0," + " ".join(["0"] * 2304) + ",Training\n")
+    names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert ferplus_votes(path, names) is None and len(ferplus_labels(path, names)) == 0
+    argv = ["build-fused", "--data", str(path), "--ferplus-share", "0.5"]
+    code, err = run(
+        [*argv, "--cache-dir", str(tmp_path / "cache"), "--work-dir", str(tmp_path)], capsys
+    )
+    assert code == 2 and len(err) == 1 and "has no FER+ votes" in err[0]
+    assert not (tmp_path / "cache").exists()  # refused before extracting anything
