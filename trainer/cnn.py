@@ -284,6 +284,7 @@ def train_cnn(
     average = WeightAverage(net, config.ema) if config.ema > 0 else None
     state = _resume(work_dir, net, optimizer, schedule, average)
     kept = average.net if average is not None else net  # what is validated, kept and returned
+    targets = training_targets(data, config.ferplus_share, config.label_smoothing)  # once per run
     bar = tqdm(
         total=config.epochs,
         initial=state.epoch,
@@ -295,7 +296,14 @@ def train_cnn(
         while state.epoch < config.epochs and not _patience_out(state, config):
             started = time.perf_counter()
             loss = _one_epoch(
-                net, optimizer, schedule, data, config, epoch=state.epoch, average=average
+                net,
+                optimizer,
+                schedule,
+                data,
+                config,
+                epoch=state.epoch,
+                average=average,
+                targets=targets,
             )
             accuracy = evaluate_accuracy(kept, data.val_crops, data.val_labels)
             raw = evaluate_accuracy(net, data.val_crops, data.val_labels) if average else None
@@ -325,14 +333,17 @@ def _one_epoch(
     *,
     epoch: int,
     average: WeightAverage | None = None,
+    targets: torch.Tensor | None = None,
 ) -> float:
-    """One pass; the views, order and augmentation depend only on the seed and the epoch."""
+    """One pass; the views, order and augmentation depend only on the seed and the epoch.
+
+    ``targets``: class probabilities per training row (``training_targets``), else the labels.
+    """
     rng = np.random.default_rng([config.seed, epoch])
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
     torch.manual_seed(config.seed * 1000 + epoch)  # dropout: the same after a resume
     views = training_views(data, config.aligned_share, rng)
     labels = torch.from_numpy(data.labels)
-    targets = training_targets(data, config.ferplus_share, config.label_smoothing)
     order = torch.from_numpy(rng.permutation(len(labels)))
     net.train()
     total, count = 0.0, 0

@@ -228,17 +228,12 @@ def compare_cnns(data: FusedData, cnn_paths: list[Path]) -> list[tuple[str, str]
 
     blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
     view = data.device_view()
-    public = data.face_rows("PublicTest")
-    private = data.rows("PrivateTest")
-    truth, face = data.labels[private], data.face[private]
+    truth = data.labels[data.rows("PrivateTest")]
     predictions, losses = [], []
     for path in cnn_paths:
-        cnn = cnn_probs(path, view)
-        x = stack_inputs(blend, cnn)
-        stacker, cv_log_loss = fit_stacker(x[public], data.labels[public], seed=0)
-        fused = stacker.predict_proba(x[private]).argmax(1)
-        predictions.append(np.where(face, fused, cnn[private].argmax(1)))
-        losses.append(min(cv_log_loss.values()))
+        predicted, loss = stacked_private(data, blend, cnn_probs(path, view), data.labels)
+        predictions.append(predicted)
+        losses.append(loss)
     never_right = np.full_like(truth, -1)  # the difference from it is the accuracy itself
     lines = []
     for index, (path, predicted) in enumerate(zip(cnn_paths, predictions, strict=True)):
@@ -264,22 +259,31 @@ def label_set_variants(
     """
     blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
     view = data.device_view()
-    public, private = data.face_rows("PublicTest"), data.rows("PrivateTest")
+    private = data.rows("PrivateTest")
     truths = {"FER2013": data.labels, "FER+": ferplus}
     lines = []
     for path in cnn_paths:
         cnn = cnn_probs(path, view)
-        x = stack_inputs(blend, cnn)
         for fitted_on, labels in truths.items():
-            rows = public[labels[public] >= 0]
-            stacker, cv_log_loss = fit_stacker(x[rows], labels[rows], seed=0)
-            fused = stacker.predict_proba(x[private]).argmax(1)
-            predicted = np.where(data.face[private], fused, cnn[private].argmax(1))
+            predicted, loss = stacked_private(data, blend, cnn, labels)
             scores = [_on_labels(name, truth[private], predicted) for name, truth in truths.items()]
-            loss = min(cv_log_loss.values())
             text = f"log-loss {loss:.4f} | " + "; ".join(scores)
             lines.append((f"{path.parent.name}/{path.name} on {fitted_on}", text))
     return lines
+
+
+def stacked_private(
+    data: FusedData, blend: Probs, cnn: Probs, labels: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], float]:
+    """A stacker fitted as ``build-fused`` does, on the PublicTest faces with a label (>= 0) in
+    ``labels``: its PrivateTest classes (no face: the CNN alone) and its lowest CV log-loss."""
+    x = stack_inputs(blend, cnn)
+    public, private = data.face_rows("PublicTest"), data.rows("PrivateTest")
+    rows = public[labels[public] >= 0]
+    stacker, cv_log_loss = fit_stacker(x[rows], labels[rows], seed=0)
+    fused = stacker.predict_proba(x[private]).argmax(1)
+    predicted = np.where(data.face[private], fused, cnn[private].argmax(1))
+    return predicted, min(cv_log_loss.values())
 
 
 def _on_labels(name: str, truth: npt.NDArray[np.int64], predicted: npt.NDArray[np.int64]) -> str:
