@@ -210,6 +210,13 @@ def _add_build_fused(commands: Any) -> None:
         default=0.0,
         help="share of each training target taken from the image's FER+ votes (0: labels only)",
     )
+    bf.add_argument(
+        "--self-distil",
+        type=_fraction,
+        default=0.0,
+        help="final share of each training target taken from the CNN's own running average "
+        "answers on that image (self-distillation; 0: off)",
+    )
     bf.add_argument("--report", type=Path, help="write the full report JSON here")
     bf.add_argument(
         "--float-cnn", action="store_true", help="ship the CNN in float32 instead of int8"
@@ -243,6 +250,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         erase=args.erase,
         ema=CnnConfig.ema if args.ema is None else args.ema,
         ferplus_share=args.ferplus_share,
+        self_distil=args.self_distil,
         seed=args.seed,
         progress=not args.no_progress,
         channels=args.channels or CHANNELS,

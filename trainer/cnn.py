@@ -55,6 +55,7 @@ class CnnConfig:
     erase: float = 0.0  # chance a training face gets one rectangle blanked out (cutout)
     ema: float = 0.0  # decay per step of the weights' moving average (0: off), see WeightAverage
     ferplus_share: float = 0.0  # share of the FER+ vote distribution in each target (0: none)
+    self_distil: float = 0.0  # final share of the network's own past answers in each target
     seed: int = 0
     channels: tuple[tuple[int, int], ...] = CHANNELS  # (width, convs) per block
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -252,6 +253,57 @@ def training_targets(data: TrainingData, share: float, smoothing: float) -> torc
     return torch.from_numpy(mixed.astype(np.float32))
 
 
+SELF_MOMENTUM = 0.6  # weight of the older answers in each image's running average
+
+
+class OwnAnswers:
+    """Self-distillation: each training image's running average of the network's own answers.
+
+    Every time an image is trained on, its softmax (on that epoch's augmented, randomly mirrored
+    view) enters an exponential average (``SELF_MOMENTUM``, bias-corrected; temporal ensembling,
+    Laine & Aila 2017). Targets mix in that average with a share that grows linearly from 0 in
+    the first epoch to ``final_share`` in the last (progressive self-knowledge distillation,
+    Kim et al. 2021), so the network learns from an ensemble of its past selves over mirrors and
+    augmentations: what test-time mirroring buys, at no cost per frame.
+    """
+
+    def __init__(self, n_rows: int, n_classes: int, final_share: float, epochs: int) -> None:
+        self.average = torch.zeros(n_rows, n_classes)
+        self.seen = torch.zeros(n_rows, dtype=torch.int64)
+        self.final_share = final_share
+        self.epochs = epochs
+
+    def share(self, epoch: int) -> float:
+        return self.final_share * epoch / max(self.epochs - 1, 1)
+
+    def mix(self, target: torch.Tensor, index: torch.Tensor, epoch: int) -> torch.Tensor:
+        """``target`` (rows of class probabilities) with this epoch's share of the averages."""
+        seen = self.seen[index]
+        if self.share(epoch) <= 0 or bool((seen == 0).all()):
+            return target
+        corrected = self.average[index] / (1.0 - SELF_MOMENTUM ** seen.clamp(min=1)).unsqueeze(1)
+        share = self.share(epoch) * (seen > 0).float().unsqueeze(1)
+        return (1.0 - share) * target + share * corrected
+
+    def update(self, index: torch.Tensor, logits: torch.Tensor) -> None:
+        probs = torch.softmax(logits.detach(), dim=1)
+        self.average[index] = SELF_MOMENTUM * self.average[index] + (1 - SELF_MOMENTUM) * probs
+        self.seen[index] += 1
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"average": self.average, "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.average, self.seen = state["average"], state["seen"]
+
+
+def smoothed_labels(labels: torch.Tensor, n_classes: int, smoothing: float) -> torch.Tensor:
+    """One-hot rows with label smoothing, as ``cross_entropy(label_smoothing=...)`` uses."""
+    target = torch.full((len(labels), n_classes), smoothing / n_classes)
+    target[torch.arange(len(labels)), labels] += 1.0 - smoothing
+    return target
+
+
 def training_views(data: TrainingData, share: float, rng: np.random.Generator) -> torch.Tensor:
     """One view per training image this epoch: its aligned crop with chance ``share``."""
     pick = data.has_aligned & (rng.random(len(data.labels)) < share)
@@ -282,7 +334,8 @@ def train_cnn(
         optimizer, config.learning_rate, epochs=config.epochs, steps_per_epoch=steps
     )
     average = WeightAverage(net, config.ema) if config.ema > 0 else None
-    state = _resume(work_dir, net, optimizer, schedule, average)
+    own = _own_answers(data, config)
+    state = _resume(work_dir, net, optimizer, schedule, average=average, own=own)
     kept = average.net if average is not None else net  # what is validated, kept and returned
     targets = training_targets(data, config.ferplus_share, config.label_smoothing)  # once per run
     bar = tqdm(
@@ -304,13 +357,14 @@ def train_cnn(
                 epoch=state.epoch,
                 average=average,
                 targets=targets,
+                own=own,
             )
             accuracy = evaluate_accuracy(kept, data.val_crops, data.val_labels)
             raw = evaluate_accuracy(net, data.val_crops, data.val_labels) if average else None
             state.seconds += time.perf_counter() - started
             _record(state, work_dir, kept, loss, accuracy, raw_accuracy=raw)
             state.epoch += 1
-            _checkpoint(work_dir, net, optimizer, schedule, state, average=average)
+            _checkpoint(work_dir, net, optimizer, schedule, state, average=average, own=own)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{accuracy:.4f}", best=state.best_epoch)
             if on_epoch is not None:
@@ -318,6 +372,12 @@ def train_cnn(
     kept.load_state_dict(torch.load(work_dir / "best.pt", weights_only=True))
     kept.eval()
     return kept
+
+
+def _own_answers(data: TrainingData, config: CnnConfig) -> OwnAnswers | None:
+    if config.self_distil <= 0:
+        return None
+    return OwnAnswers(len(data.labels), data.n_classes, config.self_distil, config.epochs)
 
 
 def _patience_out(state: TrainingState, config: CnnConfig) -> bool:
@@ -334,10 +394,12 @@ def _one_epoch(
     epoch: int,
     average: WeightAverage | None = None,
     targets: torch.Tensor | None = None,
+    own: OwnAnswers | None = None,
 ) -> float:
     """One pass; the views, order and augmentation depend only on the seed and the epoch.
 
-    ``targets``: class probabilities per training row (``training_targets``), else the labels.
+    ``targets``: class probabilities per training row (``training_targets``), else the labels;
+    ``own``: the network's own past answers, mixed into the targets and updated (``OwnAnswers``).
     """
     rng = np.random.default_rng([config.seed, epoch])
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
@@ -350,12 +412,19 @@ def _one_epoch(
     for start in range(0, len(order), config.batch_size):
         index = order[start : start + config.batch_size]
         batch = augment(views[index], generator, config.erase)
-        if targets is None:
-            loss = F.cross_entropy(
-                net(batch), labels[index], label_smoothing=config.label_smoothing
+        logits = net(batch)
+        if own is not None:
+            target = (
+                targets[index]
+                if targets is not None
+                else smoothed_labels(labels[index], data.n_classes, config.label_smoothing)
             )
+            loss = F.cross_entropy(logits, own.mix(target, index, epoch))
+            own.update(index, logits)
+        elif targets is None:
+            loss = F.cross_entropy(logits, labels[index], label_smoothing=config.label_smoothing)
         else:
-            loss = F.cross_entropy(net(batch), targets[index])
+            loss = F.cross_entropy(logits, targets[index])
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
@@ -416,6 +485,7 @@ def _checkpoint(
     state: TrainingState,
     *,
     average: WeightAverage | None = None,
+    own: OwnAnswers | None = None,
 ) -> None:
     payload = {
         "net": net.state_dict(),
@@ -425,6 +495,8 @@ def _checkpoint(
     }
     if average is not None:
         payload["average"] = average.state_dict()
+    if own is not None:
+        payload["own_answers"] = own.state_dict()
     _save_atomic(payload, work_dir / "checkpoint.pt")
 
 
@@ -433,7 +505,9 @@ def _resume(
     net: FaceCnn,
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
+    *,
     average: WeightAverage | None = None,
+    own: OwnAnswers | None = None,
 ) -> TrainingState:
     path = work_dir / "checkpoint.pt"
     if not path.is_file():
@@ -442,6 +516,8 @@ def _resume(
     net.load_state_dict(payload["net"])
     if average is not None:  # a checkpoint without one (made before it existed) starts it here
         average.load_state_dict(payload.get("average") or average_of(net))
+    if own is not None and "own_answers" in payload:
+        own.load_state_dict(payload["own_answers"])
     optimizer.load_state_dict(payload["optimizer"])
     schedule.load_state_dict(payload["schedule"])
     state = TrainingState(**payload["state"])

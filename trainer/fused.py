@@ -358,7 +358,7 @@ def default_work_dir(config: CnnConfig) -> Path:
 
 # Settings added after runs were already being made; left out of the facts while off, so a
 # run made before them still resumes (and keeps its default work dir).
-OFF_UNLESS_SET = {"ema": 0.0, "ferplus_share": 0.0}
+OFF_UNLESS_SET = {"ema": 0.0, "ferplus_share": 0.0, "self_distil": 0.0}
 
 
 def run_facts(config: CnnConfig, data_sha256: str | None = None) -> dict[str, Any]:

@@ -149,7 +149,7 @@ def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
     args = ["build-fused", *common, "--epochs", "1", "--float-cnn", "--erase", "0.5", "--mirror"]
     args += ["--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
     shape = ["--channels", "8,1 16,1", "--ema", "0.9", "--ferplus-share", "0.5"]
-    shape += ["--blendshape-model", str(blend)]
+    shape += ["--self-distil", "0.4", "--blendshape-model", str(blend)]
     assert main([*args, *shape, "--report", str(tmp_path / "report.json")]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["cnn_precision"] == {"precision": "float32"}
@@ -157,6 +157,7 @@ def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
     assert report["cnn_training"]["config"]["erase"] == 0.5
     assert report["cnn_training"]["config"]["ema"] == 0.9
     assert report["cnn_training"]["config"]["ferplus_share"] == 0.5
+    assert report["cnn_training"]["config"]["self_distil"] == 0.4
     assert all("raw_val_accuracy" in h for h in report["cnn_training"]["history"])
     assert report["cnn_parameters"] < 5_000
     assert report["cnn_mirror"] is True

@@ -57,9 +57,10 @@ def test_settings_added_later_leave_the_facts_of_older_runs_alone(tmp_path: Path
     from trainer.cnn import CnnConfig
 
     plain = run_facts(CnnConfig(), "ab")
-    assert "ema" not in plain and "ferplus_share" not in plain  # as run.json was written before
+    assert not {"ema", "ferplus_share", "self_distil"} & plain.keys()  # as older run.json files
     assert run_facts(CnnConfig(ema=0.998), "ab")["ema"] == 0.998
     assert run_facts(CnnConfig(ferplus_share=0.5), "ab")["ferplus_share"] == 0.5
+    assert run_facts(CnnConfig(self_distil=0.6), "ab")["self_distil"] == 0.6
     claim_work_dir(tmp_path, plain)
     with pytest.raises(UsageError, match="other ema"):
         claim_work_dir(tmp_path, run_facts(CnnConfig(ema=0.998), "ab"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from torch.nn import functional as F
 from trainer.cnn import (
     CnnConfig,
     FaceCnn,
+    OwnAnswers,
     TrainingData,
     TrainingState,
     WeightAverage,
@@ -24,6 +26,7 @@ from trainer.cnn import (
     parameter_count,
     predict_proba,
     read_state,
+    smoothed_labels,
     train_cnn,
     training_targets,
     training_views,
@@ -153,13 +156,21 @@ def test_averaged_run_keeps_the_average_and_resumes_to_it(
     raw.load_state_dict(torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["net"])
     assert not torch.allclose(whole.head[2].weight, raw.head[2].weight)  # the average is kept
 
+    assert_kill_and_resume_match(small_data, config, tmp_path / "killed", whole)
+
+
+def assert_kill_and_resume_match(
+    data: TrainingData, config: CnnConfig, work_dir: Path, whole: FaceCnn
+) -> None:
+    """A run killed after its first epoch and resumed ends with ``whole``'s weights."""
+
     def stop_after_first(state: TrainingState) -> None:
         if state.epoch == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_cnn(small_data, config, tmp_path / "killed", on_epoch=stop_after_first)
-    resumed = train_cnn(small_data, config, tmp_path / "killed")
+        train_cnn(data, config, work_dir, on_epoch=stop_after_first)
+    resumed = train_cnn(data, config, work_dir)
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-4)
 
@@ -273,3 +284,38 @@ def test_latency_command_times_int8_shapes_and_onnx_files(
     with pytest.raises(SystemExit):
         main(["--onnx", str(tmp_path / "missing.onnx")])
     assert "no such ONNX file" in capsys.readouterr().err
+
+
+def test_own_answers_average_and_mix_in_with_a_growing_share() -> None:
+    own = OwnAnswers(n_rows=3, n_classes=2, final_share=0.5, epochs=5)
+    target = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    rows = torch.tensor([0, 1])
+    assert torch.equal(own.mix(target, rows, epoch=3), target)  # nothing seen yet
+    own.update(torch.tensor([0]), torch.tensor([[0.0, 0.0]]))  # softmax (0.5, 0.5)
+    assert own.share(0) == 0.0 and own.share(4) == 0.5
+    mixed = own.mix(target, rows, epoch=2)  # share 0.25 for row 0; row 1 was never seen
+    assert torch.allclose(mixed[0], torch.tensor([0.875, 0.125]))  # bias-corrected: (0.5, 0.5)
+    assert torch.equal(mixed[1], target[1])
+    own.update(torch.tensor([0]), torch.tensor([[math.log(3.0), 0.0]]))  # softmax (0.75, 0.25)
+    expected = (0.6 * 0.4 * 0.5 + 0.4 * 0.75) / (1 - 0.6**2)  # the running average, corrected
+    assert torch.allclose(own.mix(target, rows, epoch=4)[0, 0], torch.tensor(0.5 + 0.5 * expected))
+
+
+def test_smoothed_labels_match_cross_entropys_own_smoothing() -> None:
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([0, 2])
+    by_hand = F.cross_entropy(logits, smoothed_labels(labels, 3, 0.1))
+    assert torch.allclose(by_hand, F.cross_entropy(logits, labels, label_smoothing=0.1))
+
+
+def test_self_distilled_run_resumes_to_the_same_weights(
+    small_data: TrainingData, tmp_path: Path
+) -> None:
+    config = replace(CONFIG, self_distil=0.6)
+    whole = train_cnn(small_data, config, tmp_path / "whole")
+    plain = train_cnn(small_data, CONFIG, tmp_path / "plain")
+    assert not torch.allclose(whole.head[2].weight, plain.head[2].weight)  # the targets differ
+    seen = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["own_answers"]
+    assert int(seen["seen"].min()) == config.epochs  # every image, once per epoch
+
+    assert_kill_and_resume_match(small_data, config, tmp_path / "killed", whole)
