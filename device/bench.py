@@ -117,34 +117,36 @@ def bench_device(
     publisher.start()
     samples, fused = Samples(*DEVICE_STAGES), Samples(*FUSED_STAGES, BLEND_ONLY)
     faces = 0
-    with BlendshapeExtractor(landmarker, options.mode) as extractor:
-        pipeline = _pipeline(extractor, classifier)
-        device_rss_mb = _device_only_warm_up(frames, pipeline, WARM_UP_FRAMES)
-        baseline_model = blendshape_only(classifier)
-        baseline = None if baseline_model is None else _pipeline(extractor, baseline_model)
-        with BlendshapeExtractor(landmarker, options.mode) as bare:
-            last: RgbFrame | None = None
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            for last, decode_s in frames:
-                samples.add(decode=decode_s)
-                if baseline is not None and (last.index // 2) % 2 == 1:
-                    result = baseline.step(last)
-                    if result.face_found:
-                        fused.add(**{BLEND_ONLY: result.times.classifier_s})
-                    continue
-                found = _measure_frame(last, bare, pipeline, publisher, samples)
-                faces += found
-                if found and isinstance(classifier, FusedModel):
-                    _add_fused(fused, classifier, samples.seconds["classifier"][-1])
-            cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
-            if not samples.count("device_step"):
-                raise NothingToTime(
-                    f"no frame was left to time after the {WARM_UP_FRAMES} warm-up frames: "
-                    f"give --frames 0 (the whole video) or more than {WARM_UP_FRAMES}, "
-                    "or a longer video"
-                )
-            warm_ms = _warm_classifier_ms(bare, classifier, last) if last else None
-    publisher.stop()
+    try:
+        with BlendshapeExtractor(landmarker, options.mode) as extractor:
+            pipeline = _pipeline(extractor, classifier)
+            device_rss_mb = _device_only_warm_up(frames, pipeline, WARM_UP_FRAMES)
+            baseline_model = blendshape_only(classifier)
+            baseline = None if baseline_model is None else _pipeline(extractor, baseline_model)
+            with BlendshapeExtractor(landmarker, options.mode) as bare:
+                last: RgbFrame | None = None
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                for last, decode_s in frames:
+                    samples.add(decode=decode_s)
+                    if baseline is not None and (last.index // 2) % 2 == 1:
+                        result = baseline.step(last)
+                        if result.face_found:
+                            fused.add(**{BLEND_ONLY: result.times.classifier_s})
+                        continue
+                    found = _measure_frame(last, bare, pipeline, publisher, samples)
+                    faces += found
+                    if found and isinstance(classifier, FusedModel):
+                        _add_fused(fused, classifier, samples.seconds["classifier"][-1])
+                cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+                if not samples.count("device_step"):
+                    raise NothingToTime(
+                        f"no frame was left to time after the {WARM_UP_FRAMES} warm-up frames: "
+                        f"give --frames 0 (the whole video) or more than {WARM_UP_FRAMES}, "
+                        "or a longer video"
+                    )
+                warm_ms = _warm_classifier_ms(bare, classifier, last) if last else None
+    finally:
+        publisher.stop()  # also when there was nothing to time
     report = _summary(samples, faces, cpu_s, wall_s, mode=options.mode, model=classifier.name)
     report["classifier_warm_cache_ms"] = warm_ms
     if baseline_model is not None:
