@@ -52,6 +52,7 @@ from trainer.fused import (
     fit_stacker,
     load_fused_data,
     stack_inputs,
+    stacker_folds,
     stacker_model,
 )
 from trainer.quantize import calibration_sample, quantize_cnn
@@ -201,13 +202,13 @@ def stacker_variants(
     data: FusedData, cnn_path: Path, candidates: dict[str, Any] | None = None
 ) -> list[tuple[str, str]]:
     """Each stacker's 5-fold CV log-loss on the PublicTest faces, then its PrivateTest score."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import cross_val_score
 
     cnn = cnn_probs(cnn_path, data.device_view())
     x = stack_inputs(blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data), cnn)
     public = data.face_rows("PublicTest")
     y = data.labels[public]
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    folds = stacker_folds(y)
     lines = []
     for name, stacker in (candidates or stacker_candidates()).items():
         loss = -cross_val_score(stacker, x[public], y, cv=folds, scoring="neg_log_loss").mean()

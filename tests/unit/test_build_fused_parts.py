@@ -64,3 +64,20 @@ def test_settings_added_later_leave_the_facts_of_older_runs_alone(tmp_path: Path
     claim_work_dir(tmp_path, plain)
     with pytest.raises(UsageError, match="other ema"):
         claim_work_dir(tmp_path, run_facts(CnnConfig(ema=0.998), "ab"))
+
+
+def test_stacker_folds_shrink_to_the_rarest_class_without_warnings() -> None:
+    import warnings
+
+    from trainer.fused import fit_stacker, stacker_folds
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 40 + [1] * 30 + [2] * 3)
+    assert stacker_folds(y).get_n_splits() == 3
+    assert stacker_folds(np.repeat(np.arange(7), 50)).get_n_splits() == 5
+    assert stacker_folds(np.array([0, 0, 0, 1])).get_n_splits() == 2
+    x = (rng.normal(size=(len(y), 6)) + y[:, None]).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn warns when a class has fewer rows than folds
+        stacker, losses = fit_stacker(x, y, seed=0)
+    assert stacker.predict(x).shape == y.shape and len(losses) > 1
