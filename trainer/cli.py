@@ -213,9 +213,8 @@ def _add_build_fused(commands: Any) -> None:
     bf.add_argument(
         "--self-distil",
         type=_fraction,
-        default=0.0,
-        help="final share of each training target taken from the CNN's own running average "
-        "answers on that image (self-distillation; 0: off)",
+        help="final share of each training target taken from the CNN's own running-average "
+        "answers on that image (self-distillation; 0: off; default: the trainer's, 0.6)",
     )
     bf.add_argument("--report", type=Path, help="write the full report JSON here")
     bf.add_argument(
@@ -250,7 +249,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         erase=args.erase,
         ema=CnnConfig.ema if args.ema is None else args.ema,
         ferplus_share=args.ferplus_share,
-        self_distil=args.self_distil,
+        self_distil=CnnConfig.self_distil if args.self_distil is None else args.self_distil,
         seed=args.seed,
         progress=not args.no_progress,
         channels=args.channels or CHANNELS,

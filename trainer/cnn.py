@@ -55,7 +55,7 @@ class CnnConfig:
     erase: float = 0.0  # chance a training face gets one rectangle blanked out (cutout)
     ema: float = 0.0  # decay per step of the weights' moving average (0: off), see WeightAverage
     ferplus_share: float = 0.0  # share of the FER+ vote distribution in each target (0: none)
-    self_distil: float = 0.0  # final share of the network's own past answers in each target
+    self_distil: float = 0.6  # final share of its own past answers in each target (OwnAnswers)
     seed: int = 0
     channels: tuple[tuple[int, int], ...] = CHANNELS  # (width, convs) per block
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)

@@ -56,8 +56,9 @@ def test_work_dir_resumes_only_its_own_run(tmp_path: Path) -> None:
 def test_settings_added_later_leave_the_facts_of_older_runs_alone(tmp_path: Path) -> None:
     from trainer.cnn import CnnConfig
 
-    plain = run_facts(CnnConfig(), "ab")
+    plain = run_facts(CnnConfig(self_distil=0.0), "ab")
     assert not {"ema", "ferplus_share", "self_distil"} & plain.keys()  # as older run.json files
+    assert run_facts(CnnConfig(), "ab")["self_distil"] == 0.6  # the default since 2026-11-26
     assert run_facts(CnnConfig(ema=0.998), "ab")["ema"] == 0.998
     assert run_facts(CnnConfig(ferplus_share=0.5), "ab")["ferplus_share"] == 0.5
     assert run_facts(CnnConfig(self_distil=0.6), "ab")["self_distil"] == 0.6

@@ -47,7 +47,7 @@ def small_data(fer_npz_path: Path) -> TrainingData:
     )
 
 
-CONFIG = CnnConfig(epochs=3, batch_size=64, threads=1, progress=False, patience=10)
+CONFIG = CnnConfig(epochs=3, batch_size=64, threads=1, progress=False, patience=10, self_distil=0.0)
 
 
 def test_network_size_is_the_small_one() -> None:
