@@ -245,12 +245,10 @@ def training_targets(data: TrainingData, share: float, smoothing: float) -> torc
     """
     if share <= 0 or data.votes is None:
         return None
-    k = data.n_classes
-    label = np.full((len(data.labels), k), smoothing / k, np.float32)
-    label[np.arange(len(data.labels)), data.labels] += 1.0 - smoothing
-    has_votes = data.votes.sum(axis=1, keepdims=True) > 0
-    mixed = np.where(has_votes, (1.0 - share) * label + share * data.votes, label)
-    return torch.from_numpy(mixed.astype(np.float32))
+    label = smoothed_labels(torch.from_numpy(data.labels), data.n_classes, smoothing)
+    votes = torch.from_numpy(data.votes.astype(np.float32))
+    has_votes = votes.sum(dim=1, keepdim=True) > 0
+    return torch.where(has_votes, (1.0 - share) * label + share * votes, label)
 
 
 SELF_MOMENTUM = 0.6  # weight of the older answers in each image's running average
@@ -279,7 +277,7 @@ class OwnAnswers:
     def mix(self, target: torch.Tensor, index: torch.Tensor, epoch: int) -> torch.Tensor:
         """``target`` (rows of class probabilities) with this epoch's share of the averages."""
         seen = self.seen[index]
-        if self.share(epoch) <= 0 or bool((seen == 0).all()):
+        if self.share(epoch) <= 0:
             return target
         corrected = self.average[index] / (1.0 - SELF_MOMENTUM ** seen.clamp(min=1)).unsqueeze(1)
         share = self.share(epoch) * (seen > 0).float().unsqueeze(1)
@@ -413,18 +411,18 @@ def _one_epoch(
         index = order[start : start + config.batch_size]
         batch = augment(views[index], generator, config.erase)
         logits = net(batch)
-        if own is not None:
-            target = (
-                targets[index]
-                if targets is not None
-                else smoothed_labels(labels[index], data.n_classes, config.label_smoothing)
-            )
-            loss = F.cross_entropy(logits, own.mix(target, index, epoch))
-            own.update(index, logits)
-        elif targets is None:
+        if targets is None and own is None:
             loss = F.cross_entropy(logits, labels[index], label_smoothing=config.label_smoothing)
         else:
-            loss = F.cross_entropy(logits, targets[index])
+            target = (
+                smoothed_labels(labels[index], data.n_classes, config.label_smoothing)
+                if targets is None
+                else targets[index]
+            )
+            if own is not None:
+                target = own.mix(target, index, epoch)
+                own.update(index, logits)
+            loss = F.cross_entropy(logits, target)
         optimizer.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()

@@ -51,6 +51,8 @@ def test_data_from_env_that_does_not_exist(
         (["build-fused", "--channels", "8"], "blocks are 'width,convs' pairs"),
         (["build-fused", "--ema", "1"], "a decay lies from 0 (off) up to below 1"),
         (["build-fused", "--ema", "fast"], "'fast' is not a number"),
+        (["build-fused", "--self-distil", "2"], "2.0 must lie between 0 and 1"),
+        (["build-fused", "--ferplus-share", "x"], "'x' is not a number"),
         (["report", "--out", "x", "--fold-jobs", "0"], "or -1 for all cores"),
         (["transfer", "--target", "x", "--out", "x", "--fold-jobs", "-3"], "or -1 for all cores"),
         (["train", "--data", "x.npz"], "the following arguments are required: --out"),
