@@ -5,9 +5,11 @@ device. A file without a face gets the explicit ``no_face`` state and no probabi
 guess. With ``evaluate``, the name of each image's folder is its true label (``happy/x.jpg``),
 and a summary of accuracy, macro-F1 and face coverage follows.
 
-With ``pre_cropped`` (images that are already face crops, like FER2013's), an image in which the
-landmarker finds no face is still labelled by the bundle's CNN alone, on the image as it is; its
-JSON keeps ``"face": false`` (no landmarks were found). A blendshape-only model cannot do this.
+With ``pre_cropped`` (images that are already face crops, like FER2013's), the landmarker sees each
+image inside the mid-grey margin the model's training framed its faces with
+(``device.features.framing``; recorded in the manifest), and an image in which it still finds no
+face is labelled by the bundle's CNN alone, on the image as it is; its JSON keeps
+``"face": false`` (no landmarks were found). A blendshape-only model cannot do this.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -27,8 +29,9 @@ from device.assets import AssetResolver
 from device.errors import EmotionEdgeError
 from device.features.blendshapes import BlendshapeExtractor, FaceFeatures
 from device.features.crop import whole_image_crop
+from device.features.framing import framed
 from device.inference.bundle import FusedModel
-from device.inference.classifier import ModelHolder
+from device.inference.classifier import ModelHolder, OnnxClassifier
 from device.pipeline import FaceModel
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
@@ -96,13 +99,24 @@ def classify_image(
     path: Path, extractor: BlendshapeExtractor, model: FaceModel, pre_cropped: bool = False
 ) -> Classified:
     image = read_rgb(path)
-    face = extractor.extract(image, 0)
+    seen = framed(image, face_margin_of(model)) if pre_cropped else image
+    face = extractor.extract(seen, 0)
     if isinstance(face, FaceFeatures):
-        return _classified(path, model.labels, model.predict_face(face, image), face=True)
+        return _classified(path, model.labels, model.predict_face(face, seen), face=True)
     if pre_cropped and isinstance(model, FusedModel):
         probs = model.predict_crop(whole_image_crop(image, model.crop_spec))
         return _classified(path, model.labels, probs, face=False)
     return Classified(path, NO_FACE, {}, face=False)
+
+
+def face_margin_of(model: FaceModel) -> float:
+    """The margin the model's training framed its face images with (0 for models without one)."""
+    extraction: dict[str, Any] = {}
+    if isinstance(model, FusedModel):
+        extraction = model.manifest.training_data.get("crop_extraction", {})
+    elif isinstance(model, OnnxClassifier):
+        extraction = model.manifest.feature_extraction
+    return float(extraction.get("face_margin", 0.0))
 
 
 def _classified(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from device.errors import EmotionEdgeError
+from device.features.framing import FACE_MARGIN
 from trainer.argtypes import channels as _channels
 from trainer.argtypes import decay as _decay
 from trainer.argtypes import fold_jobs as _fold_jobs
@@ -100,6 +101,14 @@ def _add(
         type=_fraction,
         default=0.5,
         help="face detection threshold; keep it equal to the device's features.min_face_confidence",
+    )
+    sub.add_argument(
+        "--face-margin",
+        type=_fraction,
+        default=0.0,
+        help="mid-grey margin around each face image before the landmarker, as a fraction of "
+        f"its side on each side (0, the default: the image as it is; {FACE_MARGIN} finds a face "
+        "in 96.6 %% of FER2013 PrivateTest instead of 89.6 %%, see docs/fused.md)",
     )
     sub.add_argument("--seed", type=int, default=0, help="random_state for splits and models")
     sub.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -254,7 +263,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         channels=args.channels or CHANNELS,
     )
-    work_dir = args.work_dir or default_work_dir(config)
+    work_dir = args.work_dir or default_work_dir(config, args.face_margin)
     blendshape_model = args.blendshape_model or BUILTIN_BLENDSHAPES
     report = build_fused(
         _data_path(args.data),
@@ -341,8 +350,13 @@ def _report_command_tail(
 ) -> list[str]:
     command = ["--protocol", *protocols, "--model", *settings.models, "--seed", str(args.seed)]
     command += ["--permutations", str(args.permutations), "--bootstrap", str(args.bootstrap)]
-    command += ["--min-face-confidence", str(args.min_face_confidence)]
+    command += ["--min-face-confidence", str(args.min_face_confidence), *_margin_args(args)]
     return [*command, "--feature-set", args.feature_set]
+
+
+def _margin_args(args: argparse.Namespace) -> list[str]:
+    """``--face-margin`` for a recorded command line, when it is not the default."""
+    return ["--face-margin", str(args.face_margin)] if args.face_margin else []
 
 
 def _frames_report(args: argparse.Namespace, settings: Any, protocols: tuple[str, ...]) -> Any:
@@ -510,6 +524,7 @@ def _transfer_command(args: argparse.Namespace, settings: Any) -> list[str]:
         str(args.seed),
         "--min-face-confidence",
         str(args.min_face_confidence),
+        *_margin_args(args),
     ]
 
 
@@ -543,6 +558,7 @@ def _extraction(args: argparse.Namespace) -> Any:
         jobs=args.jobs,
         chunk_size=args.chunk_size,
         min_face_confidence=args.min_face_confidence,
+        face_margin=args.face_margin,
         timing_sample=DEFAULT_TIMING_SAMPLE if args.command in ("extract", "bench-fer") else 0,
         progress=not args.no_progress,
     )

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from device.features.blendshapes import FaceFeatures, grey_to_rgb
 from device.features.crop import CROP_POINTS, DEFAULT_CROP, CropSpec, face_crop
+from device.features.framing import framed_stack
 from trainer.extract import Arrays, ExtractionConfig, cached_rows, extraction_provenance
 
 
@@ -38,7 +39,8 @@ def extract_crops(
     provenance["cache_key"] = f"crops-v{spec.version}-{spec.size}-{key}"
     rows = crop_rows if spec == DEFAULT_CROP else _rows_for(spec)
     cache_key = provenance["cache_key"]
-    arrays, timings = cached_rows(images, _serial_if_custom(config, spec), cache_key, rows)
+    framed = framed_stack(images, config.face_margin)
+    arrays, timings = cached_rows(framed, _serial_if_custom(config, spec), cache_key, rows)
     if not len(images):
         arrays = {"crops": np.zeros((0, spec.size, spec.size), np.uint8), "face": np.zeros(0, bool)}
     return Crops(arrays["crops"], arrays["face"].astype(bool), spec, provenance, timings)

@@ -31,6 +31,7 @@ from device.features.blendshapes import (
     grey_to_rgb,
     mediapipe_version,
 )
+from device.features.framing import framed_stack
 from device.features.schema import FEATURE_SCHEMA_VERSION, RGB_FEATURES
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ DEFAULT_CHUNK_SIZE = 500
 DEFAULT_TIMING_SAMPLE = 200
 DEFAULT_MIN_FACE_CONFIDENCE = 0.5  # the device's default (device.config FeaturesConfig)
 TIMING_WARMUP = 5
+FRAMED_INPUT = (
+    "grey image inside a mid-grey margin (device.features.framing.framed), "
+    "replicated to RGB by device.features.blendshapes.grey_to_rgb"
+)
 
 
 def default_cache_dir() -> Path:
@@ -59,6 +64,7 @@ class ExtractionConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     running_mode: RunningMode = "image"
     min_face_confidence: float = DEFAULT_MIN_FACE_CONFIDENCE
+    face_margin: float = 0.0  # mid-grey margin around each face (device.features.framing)
     timing_sample: int = DEFAULT_TIMING_SAMPLE  # 0: do not measure the single-core rate
     progress: bool = True
 
@@ -85,7 +91,8 @@ class Features:
 def extract_features(images: npt.NDArray[np.uint8], config: ExtractionConfig) -> Features:
     """Blendshapes for every grey image, computing only the chunks not yet in the cache."""
     provenance = extraction_provenance(images, config)
-    arrays, timings = cached_rows(images, config, provenance["cache_key"], extract_rows)
+    framed = framed_stack(images, config.face_margin)
+    arrays, timings = cached_rows(framed, config, provenance["cache_key"], extract_rows)
     values = arrays["features"] if len(images) else _empty()
     return Features(values, ~np.isnan(values[:, 0]), RGB_FEATURES, provenance, timings)
 
@@ -120,7 +127,7 @@ def extraction_provenance(
     """What the features depend on; its hash names the cache folder."""
     digest = hashlib.sha256(repr(images.shape).encode())
     digest.update(np.ascontiguousarray(images).tobytes())
-    facts = {
+    facts: dict[str, Any] = {
         "extractor": "device.features.blendshapes.BlendshapeExtractor",
         "input": "grey image replicated to RGB by device.features.blendshapes.grey_to_rgb",
         "running_mode": config.running_mode,
@@ -130,6 +137,9 @@ def extraction_provenance(
         "landmarker_sha256": file_sha256(config.landmarker_path),
         "images_sha256": digest.hexdigest(),
     }
+    if config.face_margin:  # absent when 0, so caches made before margins existed still match
+        facts["face_margin"] = config.face_margin
+        facts["input"] = FRAMED_INPUT
     key = hashlib.sha256(repr(sorted(facts.items())).encode()).hexdigest()[:16]
     return {
         **facts,

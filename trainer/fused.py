@@ -280,6 +280,7 @@ def build_fused(
     blend_model = open_blendshape_model(blendshape_model)  # a wrong file fails now, not after hours
     if cnn_config.ferplus_share > 0 and _ferplus_raw(data_path) is None:
         raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop --ferplus-share")
+    check_face_margin(blend_model, blendshape_model, extraction.face_margin)
     data = load_fused_data(data_path, extraction)
     classes = list(data.prepared.dataset.class_names)
     if list(blend_model.labels) != classes:
@@ -287,7 +288,8 @@ def build_fused(
             f"blendshape model {blendshape_model.name} has labels {list(blend_model.labels)}, "
             f"not the dataset's {classes}: train it on the same data"
         )
-    claim_work_dir(work_dir, run_facts(cnn_config, data.prepared.dataset.content_hash()))
+    data_sha256 = data.prepared.dataset.content_hash()
+    claim_work_dir(work_dir, run_facts(cnn_config, data_sha256, extraction.face_margin))
     votes = None
     if cnn_config.ferplus_share > 0:
         votes = ferplus_votes(data_path, data.prepared.dataset.class_names)
@@ -352,13 +354,23 @@ def open_blendshape_model(path: Path) -> OnnxClassifier:
         raise UsageError(f"blendshape model {path} cannot be used: {exc}") from None
 
 
-def default_work_dir(config: CnnConfig) -> Path:
+def check_face_margin(model: OnnxClassifier, path: Path, face_margin: float) -> None:
+    """The blendshape model must have been trained on faces framed as these crops will be."""
+    trained = float(model.manifest.feature_extraction.get("face_margin", 0.0))
+    if trained != face_margin:
+        raise UsageError(
+            f"blendshape model {path.name} was trained with --face-margin {trained:g}, not "
+            f"{face_margin:g}: train one with --face-margin {face_margin:g} or drop the option"
+        )
+
+
+def default_work_dir(config: CnnConfig, face_margin: float = 0.0) -> Path:
     """CNN checkpoints under the feature cache, one folder per training configuration and crop."""
     import hashlib
 
     from trainer.extract import default_cache_dir
 
-    facts = run_facts(config)
+    facts = run_facts(config, face_margin=face_margin)
     key = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:12]
     return default_cache_dir().parent / "cnn" / f"fer2013-{key}"
 
@@ -368,7 +380,9 @@ def default_work_dir(config: CnnConfig) -> Path:
 OFF_UNLESS_SET = {"ema": 0.0, "ferplus_share": 0.0, "self_distil": 0.0}
 
 
-def run_facts(config: CnnConfig, data_sha256: str | None = None) -> dict[str, Any]:
+def run_facts(
+    config: CnnConfig, data_sha256: str | None = None, face_margin: float = 0.0
+) -> dict[str, Any]:
     """What a training run's checkpoints depend on: its settings, the crop, and the data."""
     facts = {
         k: v
@@ -376,6 +390,8 @@ def run_facts(config: CnnConfig, data_sha256: str | None = None) -> dict[str, An
         if k not in ("progress", "threads") and OFF_UNLESS_SET.get(k) != v
     }
     facts["crop"] = DEFAULT_CROP.as_dict()
+    if face_margin:  # left out when 0, as the settings above
+        facts["face_margin"] = face_margin
     if data_sha256 is not None:
         facts["data_sha256"] = data_sha256
     normalised: dict[str, Any] = json.loads(json.dumps(facts))  # tuples as JSON lists

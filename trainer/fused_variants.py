@@ -335,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         help="score non-linear stackers against the shipped one with --cnn instead",
     )
     parser.add_argument(
+        "--face-margin",
+        type=float,
+        default=0.0,
+        help="mid-grey margin around each FER2013 face before the landmarker (features, crops)",
+    )
+    parser.add_argument(
         "--blendshape-models",
         action="store_true",
         help="score other blendshape models (BLENDSHAPE_CANDIDATES) with --cnn instead",
@@ -344,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     if not data_path:
         parser.error("set EMOTION_EDGE_FER2013 to the FER2013 npz")
     config = ExtractionConfig(
-        landmarker_path=AssetResolver().resolve("face_landmarker"), timing_sample=0
+        landmarker_path=AssetResolver().resolve("face_landmarker"),
+        timing_sample=0,
+        face_margin=args.face_margin,
     )
     data = load_fused_data(Path(data_path), config)
     if args.int8_from:

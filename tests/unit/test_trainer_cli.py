@@ -53,6 +53,7 @@ def test_data_from_env_that_does_not_exist(
         (["build-fused", "--ema", "fast"], "'fast' is not a number"),
         (["build-fused", "--self-distil", "2"], "2.0 must lie between 0 and 1"),
         (["build-fused", "--ferplus-share", "x"], "'x' is not a number"),
+        (["train", "--out", "x", "--face-margin", "-1"], "-1.0 must lie between 0 and 1"),
         (["report", "--out", "x", "--fold-jobs", "0"], "or -1 for all cores"),
         (["transfer", "--target", "x", "--out", "x", "--fold-jobs", "-3"], "or -1 for all cores"),
         (["train", "--data", "x.npz"], "the following arguments are required: --out"),
