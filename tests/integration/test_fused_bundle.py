@@ -136,13 +136,14 @@ def test_ferplus_majority_maps_to_fer_classes(small_fer: Path) -> None:
     assert set(np.unique(labels)) <= set(range(-1, 7))
 
 
-def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
+def test_build_fused_command_with_a_shape_cutout_mirror_margin_and_float_cnn(
     small_fer: Path, landmarker_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from trainer.cli import main
 
     common = ["--data", str(small_fer), "--landmarker", str(landmarker_path)]
     common += ["--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--no-progress"]
+    common += ["--face-margin", "0.25"]
     blend_args = ["--model", "logistic_regression", "--out", str(tmp_path / "blend")]
     assert main(["train", *common, *blend_args]) == 0
     blend = tmp_path / "blend" / "fer2013_blendshapes_logistic_regression.onnx"
@@ -164,15 +165,23 @@ def test_build_fused_command_with_a_shape_cutout_mirror_and_float_cnn(
     model = FusedModel(tmp_path / "out" / "fer2013_fused.json")
     assert model.manifest.metrics["cnn_mirror"] is True
     assert model.blendshapes.name.startswith("fer2013_blendshapes_logistic_regression@")
+    assert model.manifest.training_data["crop_extraction"]["face_margin"] == 0.25
+    assert model.blendshapes.manifest.feature_extraction["face_margin"] == 0.25
+    assert json.loads((tmp_path / "work" / "run.json").read_text())["face_margin"] == 0.25
     baseline = blendshape_only(model)  # bench measures it against the device's own HGB
     assert baseline is not None and baseline.name.startswith("fer2013_blendshapes_hgb@")
     face = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
     mirrored = np.ascontiguousarray(face[:, ::-1])
     assert np.allclose(model.predict_crop(face), model.predict_crop(mirrored), atol=1e-6)
     capsys.readouterr()
-    assert main([*args, "--channels", "8,1 8,1"]) == 2  # another run's checkpoints: refused
+    other_run = [*args, "--channels", "8,1 8,1", "--blendshape-model", str(blend)]
+    assert main(other_run) == 2  # another run's checkpoints: refused
     error = capsys.readouterr().err.strip()
     assert "other channels" in error and "--work-dir" in error and "\n" not in error
+    unframed_hgb = [*args, "--work-dir", str(tmp_path / "fresh")]  # the device's HGB: margin 0
+    assert main(unframed_hgb) == 2
+    error = capsys.readouterr().err.strip()
+    assert "trained with --face-margin 0, not 0.25" in error and "\n" not in error
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     for model, reason in ((tmp_path / "none.onnx", "does not exist"), (broken, "cannot be used")):
