@@ -16,6 +16,8 @@ model in the bundle would cost in accuracy. ``--stackers`` scores non-linear sta
 products, a small HGB, an MLP) against the shipped logistic regression, by PublicTest CV log-loss.
 ``--label-sets CNN...`` stacks each CNN on PublicTest's FER2013 labels and on its FER+ majority
 votes and scores both on PrivateTest against both label sets.
+``--margins`` runs the recipe on FER2013 as it is, framed by a mid-grey margin (``--face-margin``,
+0.25 unless given) and framed only where no face is found as it is, with ``--cnn``.
 ``--compare CNN...`` stacks each CNN as ``build-fused`` does and gives its PrivateTest accuracy with
 a 95 % bootstrap interval and its paired difference from the first (interval, McNemar p).
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ import numpy.typing as npt
 from sklearn.metrics import accuracy_score, f1_score
 
 from device.assets import AssetResolver
+from device.features.framing import FACE_MARGIN
 from device.inference.classifier import (
     BUILTIN_BLENDSHAPES,
     MODELS_DIR,
@@ -273,6 +277,72 @@ def label_set_variants(
     return lines
 
 
+def margin_variants(plain: FusedData, framed: FusedData, cnn_path: Path) -> list[tuple[str, str]]:
+    """The device's recipe on FER2013 as it is, framed (``--face-margin``), and framed only where
+    no face is found as it is ("hybrid"): each with the blendshape HGB trained on its own Training
+    faces and a stacker on its PublicTest faces; all-row accuracy on PublicTest (what to choose
+    by) and PrivateTest, then PrivateTest accuracy by where the face was found."""
+    found, framed_found = plain.face, framed.face
+    take = found[:, None]
+    setups = {
+        "as it is": (found, plain.prepared.features.values, plain.crops.values),
+        "framed": (framed_found, framed.prepared.features.values, framed.crops.values),
+        "hybrid": (
+            found | framed_found,
+            np.where(take, plain.prepared.features.values, framed.prepared.features.values),
+            np.where(take[:, :, None], plain.crops.values, framed.crops.values),
+        ),
+    }
+    truth, public, private = plain.labels, plain.usage == "PublicTest", plain.usage == "PrivateTest"
+    right = {}
+    lines = []
+    for name, (face, values, crops) in setups.items():
+        predicted = _framing_predictions(plain, face, values, crops, cnn_path)
+        right[name] = predicted == truth
+        f1 = f1_score(truth[private], predicted[private], average="macro")
+        lines.append(
+            (
+                name,
+                f"PublicTest {right[name][public].mean():.4f} | PrivateTest "
+                f"{right[name][private].mean():.4f} / {f1:.4f}, face found in "
+                f"{face[private].mean():.4f}",
+            )
+        )
+    groups = {
+        "found as it is": found,
+        "found only framed": ~found & framed_found,
+        "found by neither": ~found & ~framed_found,
+    }
+    for group, where in groups.items():
+        rows = where & private
+        scores = ", ".join(f"{name} {right[name][rows].mean():.4f}" for name in setups)
+        lines.append((group, f"{int(rows.sum())} PrivateTest images: {scores}"))
+    return lines
+
+
+def _framing_predictions(
+    data: FusedData,
+    face: npt.NDArray[np.bool_],
+    values: npt.NDArray[np.float32],
+    crops: npt.NDArray[np.uint8],
+    cnn_path: Path,
+) -> npt.NDArray[np.int64]:
+    """Every row's class: the stacker where a face was found, else the CNN on the image."""
+    cnn = cnn_probs(cnn_path, np.where(face[:, None, None], crops, data.prepared.dataset.images))
+    usage, labels = data.usage, data.labels
+    train = np.flatnonzero((usage == "Training") & face)
+    public = np.flatnonzero((usage == "PublicTest") & face)
+    model = build_model("hist_gradient_boosting").fit(values[train], labels[train])
+    blend = np.full(cnn.shape, 1.0 / cnn.shape[1], np.float32)
+    blend[face] = model.predict_proba(values[face])
+    x = stack_inputs(blend, cnn)
+    stacker, _ = fit_stacker(x[public], labels[public], seed=0)
+    predicted: npt.NDArray[np.int64] = np.where(
+        face, stacker.predict_proba(x).argmax(1), cnn.argmax(1)
+    )
+    return predicted
+
+
 def stacked_private(
     data: FusedData, blend: Probs, cnn: Probs, labels: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.int64], float]:
@@ -341,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         help="mid-grey margin around each FER2013 face before the landmarker (features, crops)",
     )
     parser.add_argument(
+        "--margins",
+        action="store_true",
+        help="FER2013 as it is, framed with --face-margin (default 0.25 here) and framed only "
+        "where no face is found, with --cnn",
+    )
+    parser.add_argument(
         "--blendshape-models",
         action="store_true",
         help="score other blendshape models (BLENDSHAPE_CANDIDATES) with --cnn instead",
@@ -365,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         if not len(ferplus):
             parser.error(f"{data_path} has no FER+ votes (ferplus_votes)")
         lines = label_set_variants(data, ferplus, args.label_sets)
+    elif args.margins:
+        as_it_is = load_fused_data(Path(data_path), replace(config, face_margin=0.0))
+        framed = replace(config, face_margin=args.face_margin or FACE_MARGIN)
+        lines = margin_variants(as_it_is, load_fused_data(Path(data_path), framed), args.cnn)
     elif args.stackers:
         lines = stacker_variants(data, args.cnn)
     elif args.blendshape_models:

@@ -249,6 +249,33 @@ def test_blendshape_variants_train_time_and_score_each_model(
         assert len(scores) == 3 and all(0.0 < v <= 1.0 for v in scores)
 
 
+def test_margin_variants_score_each_framing_and_each_group(
+    built_data: tuple[FusedData, Path], small_fer: Path, landmarker_path: Path, tmp_path: Path
+) -> None:
+    import re
+    from dataclasses import replace
+
+    from trainer.fused_variants import margin_variants
+
+    data, cnn = built_data
+    extraction = replace(quiet_extraction(landmarker_path, tmp_path), face_margin=0.25)
+    framed = load_fused_data(small_fer, extraction)
+    assert framed.face.sum() > data.face.sum()  # the margin finds more of these faces
+    lines = dict(margin_variants(data, framed, cnn))
+    assert list(lines)[:3] == ["as it is", "framed", "hybrid"]
+    private = data.usage == "PrivateTest"
+    found = {}
+    for name in ("as it is", "framed", "hybrid"):
+        public_acc, private_acc, f1, found[name] = map(float, re.findall(r"\d\.\d{4}", lines[name]))
+        assert 0.0 < public_acc <= 1.0 and 0.0 < private_acc <= 1.0 and 0.0 < f1 <= 1.0
+    assert found["as it is"] == round(data.face[private].mean(), 4)
+    assert found["framed"] == round(framed.face[private].mean(), 4)
+    counts = [int(lines[g].split()[0]) for g in list(lines)[3:]]
+    assert sum(counts) == private.sum()
+    only_framed = ~data.face & framed.face & private
+    assert counts[1] == only_framed.sum()
+
+
 def test_device_answers_match_a_plain_session_and_are_not_overwritten(
     built: tuple[Path, dict],
 ) -> None:
