@@ -235,6 +235,13 @@ def _add_build_fused(commands: Any) -> None:
         help="the CNN also reads the mirrored crop and averages (twice the CNN's time per frame)",
     )
     bf.add_argument(
+        "--stacker-labels",
+        choices=("fer2013", "ferplus"),
+        default="fer2013",
+        help="fit the stacker to FER2013's labels (default) or to the FER+ majority votes, "
+        "so the bundle answers as most of FER+'s ten annotators would",
+    )
+    bf.add_argument(
         "--blendshape-model",
         type=Path,
         help="the blendshape model .onnx to stack (with its .json; default: the device's HGB)",
@@ -274,6 +281,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         blendshape_model=blendshape_model,
         quantize=not args.float_cnn,
         mirror=args.mirror,
+        stacker_labels=args.stacker_labels,
     )
     print(format_report(report))
     if args.report:

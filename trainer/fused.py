@@ -271,15 +271,21 @@ def build_fused(
     blendshape_model: Path = BUILTIN_BLENDSHAPES,
     quantize: bool = True,
     mirror: bool = False,
+    stacker_labels: str = "fer2013",
 ) -> dict[str, Any]:
     """Train, stack, score and write the bundle into ``out_dir``; returns the report.
 
     ``quantize``: ship the CNN in int8 (``trainer.quantize``); else the float32 export.
     ``mirror``: the exported CNN also reads the mirrored crop and averages (``WithSoftmax``).
+    ``stacker_labels``: ``fer2013`` fits the stacker to FER2013's labels; ``ferplus`` to the FER+
+    majority votes (the PublicTest faces with a clear vote), so the bundle answers as most of
+    FER+'s ten annotators would.
     """
     blend_model = open_blendshape_model(blendshape_model)  # a wrong file fails now, not after hours
     if cnn_config.ferplus_share > 0 and _ferplus_raw(data_path) is None:
         raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop --ferplus-share")
+    if stacker_labels == "ferplus" and _ferplus_raw(data_path) is None:
+        raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop --stacker-labels")
     check_face_margin(blend_model, blendshape_model, extraction.face_margin)
     data = load_fused_data(data_path, extraction)
     classes = list(data.prepared.dataset.class_names)
@@ -305,11 +311,12 @@ def build_fused(
         float_path, cnn_path, data, view, seed=cnn_config.seed, quantize=quantize
     )
     blend, cnn = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
+    ferplus = ferplus_labels(data_path, data.prepared.dataset.class_names)
+    target = ferplus if stacker_labels == "ferplus" else data.labels
     public_faces = data.face_rows("PublicTest")
+    fit_rows = public_faces[target[public_faces] >= 0]  # FER+: the faces with a clear vote
     stacker, cv_log_loss = fit_stacker(
-        stack_inputs(blend[public_faces], cnn[public_faces]),
-        data.labels[public_faces],
-        cnn_config.seed,
+        stack_inputs(blend[fit_rows], cnn[fit_rows]), target[fit_rows], cnn_config.seed
     )
     stacker_path = out_dir / STACKER_FILE
     export_stacker(stacker, stacker_path)
@@ -317,7 +324,6 @@ def build_fused(
     bundle_path = out_dir / f"{BUNDLE_NAME}.json"
     fused = _fused_probs(blend, cnn, stacker)
     probs = {"blendshapes": blend, "cnn": cnn, "fused": fused}
-    ferplus = ferplus_labels(data_path, data.prepared.dataset.class_names)
     files = {"blendshapes": blend_file, "cnn": cnn_path, "stacker": stacker_path}
     sizes = _sizes(*files.values())
     check_bundle_budget(sizes)
@@ -331,7 +337,8 @@ def build_fused(
         "cnn_training": _training_facts(work_dir, cnn_config),
         "stacker_fitted_on": {
             "usage": "PublicTest",
-            "rows_with_face": len(public_faces),
+            "labels": stacker_labels,
+            "rows_with_face": len(fit_rows),
             "C": float(stacker.C),
             "cv_log_loss_by_C": cv_log_loss,
         },
@@ -342,6 +349,12 @@ def build_fused(
     _write_bundle(bundle_path, data, report, files)
     report["bundle_parity"] = _bundle_parity(bundle_path, data, fused, private)
     return report
+
+
+STACKER_LABELS = {  # what the stacker can be fitted to, as the report and manifest name it
+    "fer2013": "FER2013's labels",
+    "ferplus": "the FER+ majority vote (faces with a clear one)",
+}
 
 
 def open_blendshape_model(path: Path) -> OnnxClassifier:
@@ -446,6 +459,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"{cnn_parity['max_abs_diff']:.1e}, bundle {bundle_parity['max_abs_diff']:.1e}"
     )
     lines.append(_precision_line(report.get("cnn_precision") or {"precision": "float32"}))
+    fitted = report["stacker_fitted_on"]
+    lines.append(
+        f"stacker fitted to {STACKER_LABELS[fitted['labels']]} on "
+        f"{fitted['rows_with_face']:,} PublicTest faces (C = {fitted['C']:g})"
+    )
     return "\n".join(lines)
 
 
@@ -531,6 +549,15 @@ def _training_facts(work_dir: Path, config: CnnConfig) -> dict[str, Any]:
     }
 
 
+def _ferplus_headline(report: dict[str, Any]) -> dict[str, Any]:
+    """All-row PrivateTest scores against the FER+ majority votes, when the data has them."""
+    plus = report.get("ferplus_majority")
+    if not plus:
+        return {}
+    models = ("blendshapes", "cnn", "fused")
+    return {"ferplus_majority_private_test": {m: _headline(plus[m]["all_rows"]) for m in models}}
+
+
 def _write_bundle(
     path: Path,
     data: FusedData,
@@ -549,6 +576,7 @@ def _write_bundle(
         files=files,
         metrics={
             "fer2013_private_test": headline,
+            **_ferplus_headline(report),
             "cnn_parity": report["cnn_parity"],
             "cnn_precision": report["cnn_precision"],
             "cnn_mirror": report["cnn_mirror"],
@@ -556,7 +584,8 @@ def _write_bundle(
         training_data={
             **data.prepared.dataset.summary(),
             "cnn": "Training (aligned crops and FER framing), early stopping on PublicTest",
-            "stacker": "PublicTest rows with a face",
+            "stacker": "PublicTest rows with a face, fitted to "
+            + STACKER_LABELS[report["stacker_fitted_on"]["labels"]],
             "crop_extraction": data.crops.provenance,
         },
         software=software_versions(paths["cnn"].read_bytes()),

@@ -139,6 +139,8 @@ def test_ferplus_majority_maps_to_fer_classes(small_fer: Path) -> None:
 def test_build_fused_command_with_a_shape_cutout_mirror_margin_and_float_cnn(
     small_fer: Path, landmarker_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from dataclasses import replace
+
     from trainer.cli import main
 
     common = ["--data", str(small_fer), "--landmarker", str(landmarker_path)]
@@ -151,6 +153,7 @@ def test_build_fused_command_with_a_shape_cutout_mirror_margin_and_float_cnn(
     args += ["--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
     shape = ["--channels", "8,1 16,1", "--ema", "0.9", "--ferplus-share", "0.5"]
     shape += ["--self-distil", "0.4", "--blendshape-model", str(blend)]
+    shape += ["--stacker-labels", "ferplus"]
     assert main([*args, *shape, "--report", str(tmp_path / "report.json")]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["cnn_precision"] == {"precision": "float32"}
@@ -166,6 +169,19 @@ def test_build_fused_command_with_a_shape_cutout_mirror_margin_and_float_cnn(
     assert model.manifest.metrics["cnn_mirror"] is True
     assert model.blendshapes.name.startswith("fer2013_blendshapes_logistic_regression@")
     assert model.manifest.training_data["crop_extraction"]["face_margin"] == 0.25
+    fitted = report["stacker_fitted_on"]
+    extraction = quiet_extraction(landmarker_path, tmp_path / "cache")
+    data = load_fused_data(small_fer, replace(extraction, face_margin=0.25))
+    clear_votes = ferplus_labels(small_fer, data.prepared.dataset.class_names) >= 0
+    public_faces = data.face_rows("PublicTest")
+    assert fitted["labels"] == "ferplus"
+    assert fitted["rows_with_face"] == clear_votes[public_faces].sum() < len(public_faces)
+    assert "FER+ majority" in model.manifest.training_data["stacker"]
+    assert set(model.manifest.metrics["ferplus_majority_private_test"]) == {
+        "blendshapes",
+        "cnn",
+        "fused",
+    }
     assert model.blendshapes.manifest.feature_extraction["face_margin"] == 0.25
     assert json.loads((tmp_path / "work" / "run.json").read_text())["face_margin"] == 0.25
     baseline = blendshape_only(model)  # bench measures it against the device's own HGB

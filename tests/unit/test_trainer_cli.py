@@ -263,9 +263,11 @@ def test_ferplus_share_without_votes_is_one_line_before_any_work(
     path.write_text("emotion,pixels,Usage\n0," + " ".join(["0"] * 2304) + ",Training\n")
     names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     assert ferplus_votes(path, names) is None and len(ferplus_labels(path, names)) == 0
-    argv = ["build-fused", "--data", str(path), "--ferplus-share", "0.5"]
-    code, err = run(
-        [*argv, "--cache-dir", str(tmp_path / "cache"), "--work-dir", str(tmp_path)], capsys
-    )
-    assert code == 2 and len(err) == 1 and "has no FER+ votes" in err[0]
-    assert not (tmp_path / "cache").exists()  # refused before extracting anything
+    for option in (["--ferplus-share", "0.5"], ["--stacker-labels", "ferplus"]):
+        argv = ["build-fused", "--data", str(path), *option]
+        code, err = run(
+            [*argv, "--cache-dir", str(tmp_path / "cache"), "--work-dir", str(tmp_path)], capsys
+        )
+        assert code == 2 and len(err) == 1 and "has no FER+ votes" in err[0]
+        assert f"drop {option[0]}" in err[0]
+        assert not (tmp_path / "cache").exists()  # refused before extracting anything
