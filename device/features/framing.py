@@ -4,9 +4,11 @@ MediaPipe's face detector looks for faces with some of the scene around them, as
 frame. In FER2013's 48 x 48 images the face fills the image, and there the landmarker finds no
 face in 10.4 % of PrivateTest. With a mid-grey margin of a quarter of the side on each side
 (48 -> 72 pixels) it finds 96.6 % (PublicTest: 89.3 -> 96.8 %; a margin copied from the edge
-pixels finds 92 %). The trainer frames every FER2013 image this way for feature extraction and
-for the aligned crops, and ``classify --pre-cropped`` frames image files the same way, so the
-models see landmarks found as they were found in training. Camera frames are never framed.
+pixels finds 92 %). With ``--face-margin`` the trainer frames every FER2013 image this way for
+feature extraction and the aligned crops, the manifests record it, and ``classify --pre-cropped``
+frames image files the same way for such a model, so it sees landmarks found as in training.
+Off by default: the faces it adds are hard ones the CNN already reads on the image as it is, and
+PublicTest ranks the fused model without it first (docs/fused.md). Camera frames are never framed.
 """
 
 from __future__ import annotations
