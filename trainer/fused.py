@@ -282,10 +282,17 @@ def build_fused(
     FER+'s ten annotators would.
     """
     blend_model = open_blendshape_model(blendshape_model)  # a wrong file fails now, not after hours
-    if cnn_config.ferplus_share > 0 and _ferplus_raw(data_path) is None:
-        raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop --ferplus-share")
-    if stacker_labels == "ferplus" and _ferplus_raw(data_path) is None:
-        raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop --stacker-labels")
+    wants_votes = [
+        option
+        for option, wanted in (
+            ("--ferplus-share", cnn_config.ferplus_share > 0),
+            ("--stacker-labels ferplus", stacker_labels == "ferplus"),
+        )
+        if wanted
+    ]
+    if wants_votes and _ferplus_raw(data_path) is None:
+        drop = " and ".join(wants_votes)
+        raise UsageError(f"{data_path} has no FER+ votes (ferplus_votes): drop {drop}")
     check_face_margin(blend_model, blendshape_model, extraction.face_margin)
     data = load_fused_data(data_path, extraction)
     classes = list(data.prepared.dataset.class_names)

@@ -281,23 +281,17 @@ def margin_variants(plain: FusedData, framed: FusedData, cnn_path: Path) -> list
     """The device's recipe on FER2013 as it is, framed (``--face-margin``), and framed only where
     no face is found as it is ("hybrid"): each with the blendshape HGB trained on its own Training
     faces and a stacker on its PublicTest faces; all-row accuracy on PublicTest (what to choose
-    by) and PrivateTest, then PrivateTest accuracy by where the face was found."""
-    found, framed_found = plain.face, framed.face
-    take = found[:, None]
-    setups = {
-        "as it is": (found, plain.prepared.features.values, plain.crops.values),
-        "framed": (framed_found, framed.prepared.features.values, framed.crops.values),
-        "hybrid": (
-            found | framed_found,
-            np.where(take, plain.prepared.features.values, framed.prepared.features.values),
-            np.where(take[:, :, None], plain.crops.values, framed.crops.values),
-        ),
-    }
+    by; the stacker was fitted on its faces, alike for all three) and PrivateTest, then
+    PrivateTest accuracy by where the face was found."""
+    setups = {"as it is": plain, "framed": framed, "hybrid": found_first(plain, framed)}
     truth, public, private = plain.labels, plain.usage == "PublicTest", plain.usage == "PrivateTest"
+    every_row = np.arange(len(truth))
     right = {}
     lines = []
-    for name, (face, values, crops) in setups.items():
-        predicted = _framing_predictions(plain, face, values, crops, cnn_path)
+    for name, data in setups.items():
+        predicted, _ = stacked_private(
+            data, own_hgb_probs(data), _cnn(data, cnn_path), truth, every_row
+        )
         right[name] = predicted == truth
         f1 = f1_score(truth[private], predicted[private], average="macro")
         lines.append(
@@ -305,9 +299,10 @@ def margin_variants(plain: FusedData, framed: FusedData, cnn_path: Path) -> list
                 name,
                 f"PublicTest {right[name][public].mean():.4f} | PrivateTest "
                 f"{right[name][private].mean():.4f} / {f1:.4f}, face found in "
-                f"{face[private].mean():.4f}",
+                f"{data.face[private].mean():.4f}",
             )
         )
+    found, framed_found = plain.face, framed.face
     groups = {
         "found as it is": found,
         "found only framed": ~found & framed_found,
@@ -320,40 +315,57 @@ def margin_variants(plain: FusedData, framed: FusedData, cnn_path: Path) -> list
     return lines
 
 
-def _framing_predictions(
-    data: FusedData,
-    face: npt.NDArray[np.bool_],
-    values: npt.NDArray[np.float32],
-    crops: npt.NDArray[np.uint8],
-    cnn_path: Path,
-) -> npt.NDArray[np.int64]:
-    """Every row's class: the stacker where a face was found, else the CNN on the image."""
-    cnn = cnn_probs(cnn_path, np.where(face[:, None, None], crops, data.prepared.dataset.images))
-    usage, labels = data.usage, data.labels
-    train = np.flatnonzero((usage == "Training") & face)
-    public = np.flatnonzero((usage == "PublicTest") & face)
-    model = build_model("hist_gradient_boosting").fit(values[train], labels[train])
-    blend = np.full(cnn.shape, 1.0 / cnn.shape[1], np.float32)
-    blend[face] = model.predict_proba(values[face])
-    x = stack_inputs(blend, cnn)
-    stacker, _ = fit_stacker(x[public], labels[public], seed=0)
-    predicted: npt.NDArray[np.int64] = np.where(
-        face, stacker.predict_proba(x).argmax(1), cnn.argmax(1)
+def found_first(plain: FusedData, framed: FusedData) -> FusedData:
+    """``plain``'s features and crop where it found a face, else ``framed``'s."""
+    take, face = plain.face, plain.face | framed.face
+    features = replace(
+        plain.prepared.features,
+        values=np.where(
+            take[:, None], plain.prepared.features.values, framed.prepared.features.values
+        ),
+        face_found=face,
     )
-    return predicted
+    crops = replace(
+        plain.crops,
+        values=np.where(take[:, None, None], plain.crops.values, framed.crops.values),
+        face_found=face,
+    )
+    return FusedData(replace(plain.prepared, features=features), crops)
+
+
+def own_hgb_probs(data: FusedData) -> Probs:
+    """The shipped blendshape HGB's recipe fitted on ``data``'s Training faces, on every row
+    (uniform where no face: never used as a prediction)."""
+    values, train = data.prepared.features.values, data.face_rows("Training")
+    kind, params = BLENDSHAPE_CANDIDATES["HGB 150x31 (shipped)"]
+    model = build_model(kind, **params).fit(values[train], data.labels[train])
+    n = len(data.prepared.dataset.class_names)
+    blend = np.full((len(values), n), 1.0 / n, np.float32)
+    blend[data.face] = model.predict_proba(values[data.face])
+    return blend
+
+
+def _cnn(data: FusedData, cnn_path: Path) -> Probs:
+    return cnn_probs(cnn_path, data.device_view())
 
 
 def stacked_private(
-    data: FusedData, blend: Probs, cnn: Probs, labels: npt.NDArray[np.int64]
+    data: FusedData,
+    blend: Probs,
+    cnn: Probs,
+    labels: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.intp] | None = None,
 ) -> tuple[npt.NDArray[np.int64], float]:
     """A stacker fitted as ``build-fused`` does, on the PublicTest faces with a label (>= 0) in
-    ``labels``: its PrivateTest classes (no face: the CNN alone) and its lowest CV log-loss."""
+    ``labels``: its classes on ``rows`` (default PrivateTest; no face: the CNN alone) and its
+    lowest CV log-loss."""
     x = stack_inputs(blend, cnn)
-    public, private = data.face_rows("PublicTest"), data.rows("PrivateTest")
-    rows = public[labels[public] >= 0]
-    stacker, cv_log_loss = fit_stacker(x[rows], labels[rows], seed=0)
-    fused = stacker.predict_proba(x[private]).argmax(1)
-    predicted = np.where(data.face[private], fused, cnn[private].argmax(1))
+    public = data.face_rows("PublicTest")
+    scored = data.rows("PrivateTest") if rows is None else rows
+    fit = public[labels[public] >= 0]
+    stacker, cv_log_loss = fit_stacker(x[fit], labels[fit], seed=0)
+    fused = stacker.predict_proba(x[scored]).argmax(1)
+    predicted = np.where(data.face[scored], fused, cnn[scored].argmax(1))
     return predicted, min(cv_log_loss.values())
 
 
