@@ -191,6 +191,7 @@ class DeviceService:
         self, holder: LatestFrame[RgbFrame], models: ModelHolder, state: str = "running"
     ) -> None:
         status = self.stats.as_status(holder.dropped, models.current.name)
+        status["model_check"] = models.current.check
         status |= {"published": self.publisher.published, "state": state}
         status["dropped_offline"] = self.publisher.dropped_offline
         if self.thermal is not None:

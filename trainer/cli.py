@@ -22,6 +22,7 @@ from trainer.argtypes import fold_jobs as _fold_jobs
 from trainer.argtypes import positive_int as _positive_int
 from trainer.datasets_cli import add_datasets_command
 from trainer.errors import UsageError
+from trainer.precisions import DEFAULT_PRECISION, PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +228,18 @@ def _add_build_fused(commands: Any) -> None:
     )
     bf.add_argument("--report", type=Path, help="write the full report JSON here")
     bf.add_argument(
-        "--float-cnn", action="store_true", help="ship the CNN in float32 instead of int8"
+        "--cnn-precision",
+        choices=tuple(PRECISIONS),
+        default=DEFAULT_PRECISION,
+        help="how the CNN is stored and computed (docs/fused.md, 'One answer on every CPU'); "
+        "a form whose answers on this CPU's kernels differ from the reference is refused",
+    )
+    bf.add_argument(
+        "--float-cnn",
+        action="store_const",
+        const="float32",
+        dest="cnn_precision",
+        help="the same as --cnn-precision float32 (the default)",
     )
     bf.add_argument(
         "--mirror",
@@ -279,7 +291,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         _extraction(args),
         config,
         blendshape_model=blendshape_model,
-        quantize=not args.float_cnn,
+        precision=args.cnn_precision,
         mirror=args.mirror,
         stacker_labels=args.stacker_labels,
     )

@@ -565,12 +565,16 @@ def onnx_parity(
 
 
 def cnn_probs(
-    path: Path, crops: npt.NDArray[np.uint8], batch: int = 1024
+    path: Path, crops: npt.NDArray[np.uint8], batch: int = 1024, *, reference: bool = False
 ) -> npt.NDArray[np.float32]:
-    """An exported CNN on uint8 crops (N, size, size), through onnxruntime as the device runs it."""
+    """An exported CNN on uint8 crops (N, size, size), through onnxruntime as the device runs it.
+
+    ``reference``: onnxruntime's reference execution (no graph optimization), which does not
+    depend on the CPU (``device.inference.classifier.open_session``).
+    """
     from device.inference.classifier import open_session
 
-    session = open_session(path)
+    session = open_session(path, reference=reference)
     parts = [
         session.run([OUTPUT_NAME], {INPUT_NAME: crops[i : i + batch].astype(np.float32)[:, None]})[
             0

@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from device.errors import ModelMismatch
 from device.features.crop import DEFAULT_CROP
-from device.inference.bundle import PROB_FLOOR, BundleManifest, FusedModel
+from device.inference.bundle import PROB_FLOOR, BundleManifest, FusedModel, golden_answers
 from device.inference.classifier import BUILTIN_BLENDSHAPES, OnnxClassifier
 from device.inference.manifest import manifest_path_for, sha256_of, write_manifest
 from trainer.cnn import (
@@ -49,7 +49,14 @@ from trainer.errors import ParityError, UsageError
 from trainer.export import software_versions, to_onnx
 from trainer.extract import ExtractionConfig
 from trainer.metrics import classification_metrics, majority_class
-from trainer.quantize import MIN_ARGMAX_AGREEMENT, calibration_sample, int8_parity, quantize_cnn
+from trainer.precisions import DEFAULT_PRECISION
+from trainer.quantize import (
+    MIN_ARGMAX_AGREEMENT,
+    calibration_sample,
+    check_kernel_parity,
+    int8_parity,
+    store_cnn,
+)
 from trainer.workflows import Prepared, prepare
 
 logger = logging.getLogger(__name__)
@@ -269,13 +276,14 @@ def build_fused(
     cnn_config: CnnConfig,
     *,
     blendshape_model: Path = BUILTIN_BLENDSHAPES,
-    quantize: bool = True,
+    precision: str = DEFAULT_PRECISION,
     mirror: bool = False,
     stacker_labels: str = "fer2013",
 ) -> dict[str, Any]:
     """Train, stack, score and write the bundle into ``out_dir``; returns the report.
 
-    ``quantize``: ship the CNN in int8 (``trainer.quantize``); else the float32 export.
+    ``precision``: how the CNN is stored and computed (``trainer.quantize.PRECISIONS``); any
+    form whose optimized answers on this CPU differ from the reference execution is refused.
     ``mirror``: the exported CNN also reads the mirrored crop and averages (``WithSoftmax``).
     ``stacker_labels``: ``fer2013`` fits the stacker to FER2013's labels; ``ferplus`` to the FER+
     majority votes (the PublicTest faces with a clear vote), so the bundle answers as most of
@@ -314,9 +322,7 @@ def build_fused(
     view = data.device_view()
     parity = onnx_parity(net, float_path, view[private][:1000], mirror=mirror)
     cnn_path = out_dir / CNN_FILE
-    precision = _place_cnn(
-        float_path, cnn_path, data, view, seed=cnn_config.seed, quantize=quantize
-    )
+    stored = _place_cnn(float_path, cnn_path, data, view, seed=cnn_config.seed, precision=precision)
     blend, cnn = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
     ferplus = ferplus_labels(data_path, data.prepared.dataset.class_names)
     target = ferplus if stacker_labels == "ferplus" else data.labels
@@ -338,7 +344,7 @@ def build_fused(
         "fer2013": score_models(data, probs, data.labels, private),
         "ferplus_majority": score_models(data, probs, ferplus, private) if len(ferplus) else None,
         "cnn_parity": parity,
-        "cnn_precision": precision,
+        "cnn_precision": stored,
         "cnn_parameters": parameter_count(net),
         "cnn_mirror": mirror,
         "cnn_training": _training_facts(work_dir, cnn_config),
@@ -475,14 +481,17 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def _precision_line(precision: dict[str, Any]) -> str:
-    if precision["precision"] != "int8":
-        return f"CNN shipped in {precision['precision']}"
-    parity = precision["int8_vs_float32_private_test"]
-    return (
-        f"CNN shipped in int8 (calibrated on {precision['calibration_rows']:,} training crops): "
-        f"same class as float32 on {parity['argmax_agreement']:.2%} of PrivateTest, "
-        f"max |dp| {parity['max_abs_diff']:.3f}"
-    )
+    kernel = precision.get("optimized_vs_reference_private_test")
+    line = f"CNN shipped in {precision['precision']}"
+    if kernel:
+        line += f"; this CPU's kernels vs reference: max |dp| {kernel['max_abs_diff']:.1e}"
+    parity = precision.get("int8_vs_float32_private_test")
+    if parity:
+        line += (
+            f"; same class as float32 on {parity['argmax_agreement']:.2%} of PrivateTest, "
+            f"max |dp| {parity['max_abs_diff']:.3f}"
+        )
+    return line
 
 
 def _pair(metrics: dict[str, Any]) -> str:
@@ -505,29 +514,32 @@ def _place_cnn(
     view: npt.NDArray[np.uint8],
     *,
     seed: int,
-    quantize: bool,
+    precision: str,
 ) -> dict[str, Any]:
-    """The CNN the bundle ships: int8, calibrated on training crops, or the float export.
+    """The CNN the bundle ships, in ``precision`` (int8 forms calibrated on training crops).
 
-    ``view`` is ``data.device_view()``, made once by the caller (a copy of every image).
+    It must answer on this CPU's optimized kernels as in onnxruntime's reference execution
+    (``check_kernel_parity``), and an int8 form must name the float CNN's class. ``view`` is
+    ``data.device_view()``, made once by the caller (a copy of every image).
     """
-    if not quantize:
-        shutil.copyfile(float_path, cnn_path)
-        return {"precision": "float32"}
     calibration = calibration_sample(view[data.rows("Training")], seed)
-    quantize_cnn(float_path, cnn_path, calibration)
+    store_cnn(float_path, cnn_path, precision, calibration)
     private = data.rows("PrivateTest")
+    facts: dict[str, Any] = {
+        "precision": precision,
+        "optimized_vs_reference_private_test": check_kernel_parity(
+            cnn_path, view[private], precision
+        ),
+    }
+    if precision == "float32":
+        return facts
     parity = int8_parity(float_path, cnn_path, view[private])
     if parity["argmax_agreement"] < MIN_ARGMAX_AGREEMENT:
         raise ParityError(
-            f"the int8 CNN names the float CNN's class on only {parity['argmax_agreement']:.1%} "
-            "of PrivateTest; build with --float-cnn"
+            f"the {precision} CNN names the float CNN's class on only "
+            f"{parity['argmax_agreement']:.1%} of PrivateTest; build with --cnn-precision float32"
         )
-    return {
-        "precision": "int8",
-        "calibration_rows": len(calibration),
-        "int8_vs_float32_private_test": parity,
-    }
+    return facts | {"calibration_rows": len(calibration), "int8_vs_float32_private_test": parity}
 
 
 def _fused_probs(blend: Probs, cnn: Probs, stacker: LogisticRegression) -> Probs:
@@ -597,6 +609,7 @@ def _write_bundle(
         },
         software=software_versions(paths["cnn"].read_bytes()),
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        golden=golden_answers(paths, DEFAULT_CROP.size, len(data.prepared.dataset.class_names)),
     )
     write_manifest(manifest, path)
 

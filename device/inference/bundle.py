@@ -14,7 +14,7 @@ already a face crop (``emotion-device classify --pre-cropped``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,17 @@ import numpy.typing as npt
 from device.errors import ModelMismatch
 from device.features.blendshapes import FaceFeatures
 from device.features.crop import CROP_POINTS, CROP_VERSION, CropSpec, face_crop
+from device.inference import golden
 from device.inference.classifier import BoundRun, OnnxClassifier, open_session
-from device.inference.manifest import Provenance, manifest_from, read_manifest_json, sha256_of
+from device.inference.manifest import (
+    ModelManifest,
+    Provenance,
+    manifest_from,
+    manifest_path_for,
+    read_manifest,
+    read_manifest_json,
+    sha256_of,
+)
 
 BUNDLE_FORMAT = "emotion-edge-bundle"
 BUNDLE_VERSION = 1
@@ -40,6 +49,7 @@ class BundleManifest(Provenance):
     labels: list[str]
     crop: dict[str, Any]
     files: dict[str, dict[str, str]]  # component → {"file": name, "sha256": hex}
+    golden: dict[str, Any] = field(default_factory=dict)  # device.inference.golden
     format: str = BUNDLE_FORMAT
     manifest_version: int = BUNDLE_VERSION
 
@@ -86,6 +96,41 @@ def component_path(manifest_path: Path, manifest: BundleManifest, component: str
     return path
 
 
+def component_io(blendshapes: ModelManifest) -> dict[str, tuple[str, str]]:
+    """Each component's (input, output) names; the blendshape model's are in its manifest."""
+    return {
+        "blendshapes": (blendshapes.input_name, blendshapes.probabilities_output),
+        "cnn": ("crop", "probabilities"),
+        "stacker": ("logits", "probabilities"),
+    }
+
+
+def golden_answers(files: dict[str, Path], crop_size: int, n_labels: int) -> dict[str, Any]:
+    """The manifest's ``golden`` entry for the component files at ``files``: their answers in
+    onnxruntime's reference execution on the golden inputs (the trainer writes it)."""
+    blend = read_manifest(manifest_path_for(files["blendshapes"]))
+    seed, rows = golden.GOLDEN_SEED, golden.GOLDEN_ROWS
+    inputs = golden.golden_inputs(seed, rows, crop_size, len(blend.feature_names), n_labels)
+    sessions = {c: open_session(files[c], reference=True) for c in COMPONENTS}
+    outputs = golden.reference_outputs(sessions, component_io(blend), inputs)
+    return golden.golden_record(seed, rows, outputs)
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """The outcome of ``FusedModel.self_check``: max |Δp| per component, those beyond tolerance."""
+
+    state: str
+    diffs: dict[str, float] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Short words for the status message."""
+        if self.failed:
+            return "failed: " + ",".join(self.failed) + "; blendshapes alone"
+        return "ok" if self.state == "checked" else "unchecked"
+
+
 class FusedModel:
     """The bundle as one RGB model: a face and its frame in, probabilities in ``labels`` order."""
 
@@ -102,11 +147,32 @@ class FusedModel:
         self._cnn = open_session(paths["cnn"])
         self._stacker = open_session(paths["stacker"])
         self.times = StageTimes()
+        self.check = "unchecked"  # set by device.inference.classifier.checked_bundle
         self._check_shapes(manifest_path)
         size, n = self.crop_spec.size, len(self.labels)
         self._cnn_one = BoundRun(self._cnn, ("crop", "probabilities"), ((1, 1, size, size), (1, n)))
         stacker_io = (("logits", "probabilities"), ((1, 2 * n), (1, n)))
         self._stacker_one = BoundRun(self._stacker, *stacker_io)
+
+    def golden_inputs(self, seed: int, rows: int) -> golden.GoldenInputs:
+        columns = len(self.blendshapes.manifest.feature_names)
+        return golden.golden_inputs(seed, rows, self.crop_spec.size, columns, len(self.labels))
+
+    def self_check(self) -> SelfCheck:
+        """This CPU's answers on the manifest's golden inputs against the builder's."""
+        record = self.manifest.golden
+        if not record:
+            return SelfCheck("no golden inputs in the bundle")
+        inputs = self.golden_inputs(int(record["seed"]), int(record["rows"]))
+        sessions = {
+            "blendshapes": self.blendshapes.session,
+            "cnn": self._cnn,
+            "stacker": self._stacker,
+        }
+        io = component_io(self.blendshapes.manifest)
+        outputs = golden.reference_outputs(sessions, io, inputs)
+        diffs = golden.differences(record, outputs)
+        return SelfCheck("checked", diffs, golden.failed(record, diffs))
 
     def predict_face(self, face: FaceFeatures, image: npt.NDArray[np.uint8]) -> Probs:
         t0 = time.perf_counter()

@@ -40,8 +40,9 @@ class OnnxClassifier:
         check_manifest(self.manifest, onnx_path)
         self.labels: tuple[str, ...] = tuple(self.manifest.labels)
         self.name = self.manifest.name
+        self.check = "unchecked"  # the status's model_check: a bundle's self-check, if any
         self._columns = np.array([_SCHEMA_INDEX[n] for n in self.manifest.feature_names])
-        self._session = open_session(onnx_path)
+        self.session = open_session(onnx_path)
         self._input = self.manifest.input_name
         self._output = [self.manifest.probabilities_output]
         self._check_io(onnx_path)
@@ -50,7 +51,7 @@ class OnnxClassifier:
     def predict_proba(self, schema_vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities for one row given in FEATURE_NAMES order (missing features = NaN)."""
         row = schema_vector[self._columns].reshape(1, -1)
-        (probs,) = self._session.run(self._output, {self._input: row})
+        (probs,) = self.session.run(self._output, {self._input: row})
         return np.asarray(probs[0], dtype=np.float32)
 
     def predict_face(self, face: FaceFeatures, image: object = None) -> npt.NDArray[np.float32]:
@@ -61,18 +62,18 @@ class OnnxClassifier:
 
     def predict_rows(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities for many rows of the manifest's own columns (the trainer's batches)."""
-        (probs,) = self._session.run(self._output, {self._input: rows.astype(np.float32)})
+        (probs,) = self.session.run(self._output, {self._input: rows.astype(np.float32)})
         return np.asarray(probs, dtype=np.float32)
 
     def _check_io(self, onnx_path: Path) -> None:
-        inputs = [i.name for i in self._session.get_inputs()]
-        outputs = [o.name for o in self._session.get_outputs()]
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
         if self._input not in inputs or self._output[0] not in outputs:
             raise ModelMismatch(
                 f"model {onnx_path.name} has inputs {inputs} and outputs {outputs}, but its "
                 f"manifest names {self._input!r} and {self._output[0]!r}"
             )
-        probe = self._session.run(
+        probe = self.session.run(
             self._output, {self._input: np.zeros((1, len(self._columns)), np.float32)}
         )
         if np.asarray(probe[0]).shape[-1] != len(self.labels):
@@ -114,12 +115,20 @@ class BoundRun:
         self._session.run_with_iobinding(self._binding)
 
 
-def open_session(onnx_path: Path) -> Any:
+def open_session(onnx_path: Path, *, reference: bool = False) -> Any:
+    """An onnxruntime session as the device runs it (every graph optimization on).
+
+    ``reference``: no graph optimization at all, so each node runs as the ONNX standard
+    defines it (a quantized graph dequantizes and computes in float). That answer does not
+    depend on the CPU's kernels; the trainer and the device's self-check compare with it.
+    """
     ort = load_onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one row per call: threads only add latency
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if reference:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
@@ -157,6 +166,34 @@ def builtin_model(kind: str = "fused") -> Path:
 
 def load_rgb_model(path: Path) -> OnnxClassifier | FusedModel:
     """An ``OnnxClassifier`` for a .onnx, a ``FusedModel`` for a bundle manifest (.json)."""
+    if path.suffix != ".json":
+        return OnnxClassifier(path)
+    return checked_bundle(path)
+
+
+def checked_bundle(path: Path) -> OnnxClassifier | FusedModel:
+    """The bundle at ``path`` if this CPU answers its golden inputs as the builder's did; else
+    its blendshape model alone (logged), so a kernel that differs never publishes labels."""
     from device.inference.bundle import FusedModel
 
-    return FusedModel(path) if path.suffix == ".json" else OnnxClassifier(path)
+    bundle = FusedModel(path)
+    check = bundle.self_check()
+    bundle.check = check.summary()
+    if not check.failed:
+        return bundle
+    worst = max(check.diffs[c] for c in check.failed)
+    if "blendshapes" in check.failed:
+        raise ModelMismatch(
+            f"model bundle {path.name}: this CPU answers its golden inputs differently from the "
+            f"machine that built it, its blendshape model too (max |dp| {worst:.3g})"
+        )
+    logger.error(
+        "model bundle %s: this CPU answers its golden inputs differently from the machine that "
+        "built it (%s off by up to %.3g), so it runs the blendshape model alone",
+        path.name,
+        " and ".join(check.failed),
+        worst,
+    )
+    fallback = bundle.blendshapes
+    fallback.check = check.summary()
+    return fallback

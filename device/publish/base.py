@@ -30,6 +30,7 @@ STATUS_KEYS = frozenset(
         "published",
         "dropped_offline",
         "model",  # model id, e.g. "fer2013_hgb@1a2b3c4d"
+        "model_check",  # the bundle's golden-input self-check on this CPU: ok / failed: …
         "version",  # software version
         "uptime_s",
         "cpu_temp_c",

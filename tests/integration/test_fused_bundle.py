@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,9 @@ from device.bench import blendshape_only
 from device.classify import ClassifyOptions, run_classify
 from device.errors import ModelMismatch
 from device.inference.bundle import FusedModel, read_bundle
-from device.inference.classifier import load_rgb_model
+from device.inference.classifier import ModelHolder, OnnxClassifier, load_rgb_model
+from device.inference.golden import GOLDEN_ROWS, GOLDEN_SEED
+from device.publish.base import check_status
 from trainer.cnn import CnnConfig
 from trainer.extract import ExtractionConfig
 from trainer.fused import FusedData, build_fused, ferplus_labels, format_report, load_fused_data
@@ -104,6 +108,60 @@ def test_device_loads_the_bundle_and_refuses_a_changed_file(built: tuple[Path, d
         cnn_file.write_bytes(original)
 
 
+def test_bundle_carries_golden_answers_that_this_cpu_reproduces(built: tuple[Path, dict]) -> None:
+    bundle, report = built
+    golden = read_bundle(bundle).golden
+    assert golden["seed"] == GOLDEN_SEED and golden["rows"] == GOLDEN_ROWS
+    assert {c: len(rows) for c, rows in golden["outputs"].items()} == {
+        "blendshapes": GOLDEN_ROWS,
+        "cnn": GOLDEN_ROWS,
+        "stacker": GOLDEN_ROWS,
+    }
+    model = load_rgb_model(bundle)
+    assert isinstance(model, FusedModel) and model.check == "ok"
+    assert max(model.self_check().diffs.values()) < 1e-4
+    precision = report["cnn_precision"]
+    assert precision["precision"] == "float32"  # the default: the same answer on every CPU
+    assert precision["optimized_vs_reference_private_test"]["max_abs_diff"] < 1e-3
+
+
+def _bundle_answering(built: tuple[Path, dict], folder: Path, component: str) -> Path:
+    """A copy of the bundle whose golden answers for ``component`` are what another CPU's
+    kernel might say (each row's probabilities rotated by one class)."""
+    bundle, _ = built
+    shutil.copytree(bundle.parent, folder)
+    path = folder / bundle.name
+    raw = json.loads(path.read_text())
+    rows = np.asarray(raw["golden"]["outputs"][component])
+    raw["golden"]["outputs"][component] = np.roll(rows, 1, axis=1).tolist()
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_a_cpu_that_answers_differently_runs_the_blendshape_model_alone(
+    built: tuple[Path, dict], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _bundle_answering(built, tmp_path / "bundle", "cnn")
+    with caplog.at_level(logging.ERROR, logger="device.inference.classifier"):
+        model = load_rgb_model(path)
+    assert isinstance(model, OnnxClassifier) and model.name.startswith("fer2013_blendshapes")
+    assert model.check == "failed: cnn; blendshapes alone"
+    check_status({"model": model.name, "model_check": model.check})  # fits the status message
+    (record,) = caplog.records
+    assert "golden inputs differently" in record.getMessage() and "cnn" in record.getMessage()
+    holder = ModelHolder(built[0])  # a good bundle, then a reload onto the differing one
+    assert isinstance(holder.current, FusedModel) and holder.current.check == "ok"
+    assert holder.reload(path) and isinstance(holder.current, OnnxClassifier)
+
+
+def test_a_cpu_whose_blendshape_model_differs_refuses_the_bundle(
+    built: tuple[Path, dict], tmp_path: Path
+) -> None:
+    path = _bundle_answering(built, tmp_path / "bundle", "blendshapes")
+    with pytest.raises(ModelMismatch, match=r"golden inputs differently.*blendshape model too"):
+        load_rgb_model(path)
+
+
 def test_classify_runs_the_bundle_and_the_pre_cropped_path(
     built: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,7 +194,7 @@ def test_ferplus_majority_maps_to_fer_classes(small_fer: Path) -> None:
     assert set(np.unique(labels)) <= set(range(-1, 7))
 
 
-def test_build_fused_command_with_a_shape_cutout_mirror_margin_and_float_cnn(
+def test_build_fused_command_with_a_shape_cutout_mirror_margin_and_int8_weights(
     small_fer: Path, landmarker_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from dataclasses import replace
@@ -149,14 +207,18 @@ def test_build_fused_command_with_a_shape_cutout_mirror_margin_and_float_cnn(
     blend_args = ["--model", "logistic_regression", "--out", str(tmp_path / "blend")]
     assert main(["train", *common, *blend_args]) == 0
     blend = tmp_path / "blend" / "fer2013_blendshapes_logistic_regression.onnx"
-    args = ["build-fused", *common, "--epochs", "1", "--float-cnn", "--erase", "0.5", "--mirror"]
+    args = ["build-fused", *common, "--epochs", "1", "--erase", "0.5", "--mirror"]
+    args += ["--cnn-precision", "int8-weights"]
     args += ["--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
     shape = ["--channels", "8,1 16,1", "--ema", "0.9", "--ferplus-share", "0.5"]
     shape += ["--self-distil", "0.4", "--blendshape-model", str(blend)]
     shape += ["--stacker-labels", "ferplus"]
     assert main([*args, *shape, "--report", str(tmp_path / "report.json")]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["cnn_precision"] == {"precision": "float32"}
+    precision = report["cnn_precision"]
+    assert precision["precision"] == "int8-weights"
+    assert precision["optimized_vs_reference_private_test"]["max_abs_diff"] < 1e-3
+    assert precision["int8_vs_float32_private_test"]["rows"] > 0
     assert report["cnn_training"]["config"]["channels"] == [[8, 1], [16, 1]]
     assert report["cnn_training"]["config"]["erase"] == 0.5
     assert report["cnn_training"]["config"]["ema"] == 0.9

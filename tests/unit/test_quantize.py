@@ -8,8 +8,18 @@ import numpy as np
 import onnx
 import pytest
 
-from trainer.cnn import CnnConfig, TrainingData, export_onnx, train_cnn
-from trainer.quantize import calibration_sample, int8_parity, quantize_cnn
+import trainer.quantize
+from trainer.cnn import CnnConfig, TrainingData, cnn_probs, export_onnx, train_cnn
+from trainer.errors import ParityError
+from trainer.precisions import PRECISIONS
+from trainer.quantize import (
+    calibration_sample,
+    check_kernel_parity,
+    int8_parity,
+    kernel_parity,
+    quantize_cnn,
+    store_cnn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +81,50 @@ def test_calibration_sample_is_fixed_by_the_seed() -> None:
     assert np.array_equal(first, calibration_sample(crops, seed=3, rows=10))
     assert not np.array_equal(first, calibration_sample(crops, seed=4, rows=10))
     assert len(calibration_sample(crops, seed=0, rows=500)) == 50
+
+
+def test_every_precision_is_stored_and_answers_close_to_float(
+    float_cnn: tuple[Path, dict], tmp_path: Path
+) -> None:
+    float_path, crops = float_cnn
+    calibration = calibration_sample(crops["train"], seed=0, rows=200)
+    for precision in PRECISIONS:
+        path = tmp_path / f"cnn_{precision}.onnx"
+        store_cnn(float_path, path, precision, calibration)
+        parity = int8_parity(float_path, path, crops["val"])  # reference execution: any CPU
+        assert parity["argmax_agreement"] >= 0.8, precision
+        if precision == "float32":
+            assert path.read_bytes() == float_path.read_bytes()
+        else:
+            assert path.stat().st_size < float_path.stat().st_size / 3, precision
+
+
+def test_int8_weights_compute_in_float(float_cnn: tuple[Path, dict], tmp_path: Path) -> None:
+    float_path, crops = float_cnn
+    path = tmp_path / "cnn_int8_weights.onnx"
+    store_cnn(float_path, path, "int8-weights", crops["train"][:0])
+    graph = onnx.load(str(path)).graph
+    kinds = {n.op_type for n in graph.node}
+    assert "QuantizeLinear" not in kinds and "DequantizeLinear" in kinds
+    int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len([t for t in int8 if not t.name.endswith("_zero_point")]) >= 5
+    float_probs = cnn_probs(float_path, crops["val"])
+    assert np.abs(cnn_probs(path, crops["val"]) - float_probs).max() < 0.05  # weights rounded
+    assert kernel_parity(path, crops["val"])["max_abs_diff"] < 1e-4  # float kernels: no drift
+
+
+def test_float_passes_the_kernel_check_and_int8_beyond_tolerance_is_refused(
+    float_cnn: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    float_path, crops = float_cnn
+    assert check_kernel_parity(float_path, crops["val"], "float32")["max_abs_diff"] < 1e-4
+    int8_path = tmp_path / "cnn_int8.onnx"
+    quantize_cnn(float_path, int8_path, calibration_sample(crops["train"], seed=0, rows=200))
+    # int8 kernels requantize with integer sums, the reference in float: never bit-equal, and
+    # on AVX2 without VNNI far apart. A tolerance below that difference must refuse the model.
+    differs = kernel_parity(int8_path, crops["val"])["max_abs_diff"]
+    assert differs > 0.0
+    monkeypatch.setattr(trainer.quantize, "KERNEL_TOLERANCE", differs / 2)
+    with pytest.raises(ParityError, match=r"reference execution.*--cnn-precision float32") as err:
+        check_kernel_parity(int8_path, crops["val"], "int8")
+    assert "\n" not in str(err.value)
