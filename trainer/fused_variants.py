@@ -20,6 +20,10 @@ votes and scores both on PrivateTest against both label sets.
 0.25 unless given) and framed only where no face is found as it is, with ``--cnn``.
 ``--compare CNN...`` stacks each CNN as ``build-fused`` does and gives its PrivateTest accuracy with
 a 95 % bootstrap interval and its paired difference from the first (interval, McNemar p).
+``--precisions FLOAT.onnx`` stores that float CNN in each of ``trainer.precisions.PRECISIONS`` and
+gives, per form: size, fused PrivateTest accuracy / macro-F1 over all images (stacked as
+``build-fused`` does, on the reference execution's answers), then this CPU's optimized kernels
+against that reference (max |Δp|, same class) and ms per face: the table in docs/fused.md.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -59,7 +64,8 @@ from trainer.fused import (
     stacker_folds,
     stacker_model,
 )
-from trainer.quantize import calibration_sample, quantize_cnn
+from trainer.precisions import PRECISIONS
+from trainer.quantize import calibration_sample, quantize_cnn, store_cnn
 from trainer.train import build_model
 
 Probs = npt.NDArray[np.float32]
@@ -254,6 +260,36 @@ def compare_cnns(data: FusedData, cnn_paths: list[Path]) -> list[tuple[str, str]
     return lines
 
 
+def precision_variants(data: FusedData, float_cnn: Path, folder: Path) -> list[tuple[str, str]]:
+    """The float CNN in each precision: size, fused score (reference execution), this CPU's
+    optimized kernels against the reference, and warm ms per face."""
+    from trainer.cnn_latency import time_files
+
+    view = data.device_view()
+    blend = blendshape_probs(OnnxClassifier(BUILTIN_BLENDSHAPES), data)
+    calibration = calibration_sample(view[data.rows("Training")], seed=0)
+    private = data.rows("PrivateTest")
+    truth = data.labels[private]
+    lines = []
+    for precision in PRECISIONS:
+        path = folder / f"cnn_{precision}.onnx"
+        store_cnn(float_cnn, path, precision, calibration)
+        reference = cnn_probs(path, view, reference=True)
+        optimized = cnn_probs(path, view[private])
+        predicted, _ = stacked_private(data, blend, reference, data.labels)
+        drift = np.abs(optimized - reference[private]).max()
+        same = (optimized.argmax(1) == reference[private].argmax(1)).mean()
+        lines.append(
+            (
+                precision,
+                f"{path.stat().st_size:>9,} B | {_on_labels('all images', truth, predicted)} | "
+                f"optimized vs reference max |dp| {drift:.1e}, same class {same:.2%} | "
+                f"{time_files([path])['warm_ms']:.3f} ms",
+            )
+        )
+    return lines
+
+
 def label_set_variants(
     data: FusedData, ferplus: npt.NDArray[np.int64], cnn_paths: list[Path]
 ) -> list[tuple[str, str]]:
@@ -390,12 +426,56 @@ def _stacked(data: FusedData, x: npt.NDArray[np.float32], alone: Probs, c: float
     return score(data, stacker.predict_proba(x), alone)
 
 
+def _variant_lines(
+    args: argparse.Namespace,
+    data: FusedData,
+    data_path: Path,
+    config: ExtractionConfig,
+    folder: Path,
+) -> list[tuple[str, str]]:
+    """The lines of the variant family the command line asks for (``folder``: scratch)."""
+    families: list[tuple[object, Callable[[], list[tuple[str, str]]]]] = [
+        (args.int8_from, lambda: int8_variants(data, args.int8_from, folder)),
+        (args.precisions, lambda: precision_variants(data, args.precisions, folder)),
+        (args.compare, lambda: compare_cnns(data, args.compare)),
+        (args.label_sets, lambda: _label_sets(data, data_path, args.label_sets)),
+        (args.margins, lambda: _margins(data_path, config, args)),
+        (args.stackers, lambda: stacker_variants(data, args.cnn)),
+        (args.blendshape_models, lambda: blendshape_variants(data, args.cnn, folder)),
+    ]
+    for wanted, run in families:
+        if wanted:
+            return run()
+    return variants(data, args.cnn, args.second_cnn)
+
+
+def _label_sets(data: FusedData, data_path: Path, cnns: list[Path]) -> list[tuple[str, str]]:
+    ferplus = ferplus_labels(data_path, data.prepared.dataset.class_names)
+    if not len(ferplus):
+        raise SystemExit(f"{data_path} has no FER+ votes (ferplus_votes)")
+    return label_set_variants(data, ferplus, cnns)
+
+
+def _margins(
+    data_path: Path, config: ExtractionConfig, args: argparse.Namespace
+) -> list[tuple[str, str]]:
+    as_it_is = load_fused_data(data_path, replace(config, face_margin=0.0))
+    framed = replace(config, face_margin=args.face_margin or FACE_MARGIN)
+    return margin_variants(as_it_is, load_fused_data(data_path, framed), args.cnn)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.fused_variants", description=__doc__)
     parser.add_argument("--cnn", type=Path, default=MODELS_DIR / "fer2013_crop_cnn.onnx")
     parser.add_argument("--second-cnn", type=Path, help="a second CNN .onnx for the ensemble rows")
     parser.add_argument(
         "--int8-from", type=Path, help="a float32 CNN .onnx: score ways of quantizing it instead"
+    )
+    parser.add_argument(
+        "--precisions",
+        type=Path,
+        metavar="FLOAT.onnx",
+        help="a float32 CNN .onnx: size, accuracy, CPU drift and time of each stored form",
     )
     parser.add_argument(
         "--compare",
@@ -443,27 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         face_margin=args.face_margin,
     )
     data = load_fused_data(Path(data_path), config)
-    if args.int8_from:
-        with tempfile.TemporaryDirectory() as folder:
-            lines = int8_variants(data, args.int8_from, Path(folder))
-    elif args.compare:
-        lines = compare_cnns(data, args.compare)
-    elif args.label_sets:
-        ferplus = ferplus_labels(Path(data_path), data.prepared.dataset.class_names)
-        if not len(ferplus):
-            parser.error(f"{data_path} has no FER+ votes (ferplus_votes)")
-        lines = label_set_variants(data, ferplus, args.label_sets)
-    elif args.margins:
-        as_it_is = load_fused_data(Path(data_path), replace(config, face_margin=0.0))
-        framed = replace(config, face_margin=args.face_margin or FACE_MARGIN)
-        lines = margin_variants(as_it_is, load_fused_data(Path(data_path), framed), args.cnn)
-    elif args.stackers:
-        lines = stacker_variants(data, args.cnn)
-    elif args.blendshape_models:
-        with tempfile.TemporaryDirectory() as folder:
-            lines = blendshape_variants(data, args.cnn, Path(folder))
-    else:
-        lines = variants(data, args.cnn, args.second_cnn)
+    with tempfile.TemporaryDirectory() as folder:
+        lines = _variant_lines(args, data, Path(data_path), config, Path(folder))
     for name, line in lines:
         print(f"{name:<28} {line}")
     return 0

@@ -302,6 +302,32 @@ def test_int8_variants_quantize_the_float_cnn_each_way(
         assert len(scores) == 6 and all(0.0 <= v <= 1.0 for v in scores)
 
 
+def test_precision_variants_store_score_and_time_each_form(
+    built: tuple[Path, dict], built_data: tuple[FusedData, Path], tmp_path: Path
+) -> None:
+    import re
+
+    from trainer.fused_variants import precision_variants
+    from trainer.precisions import PRECISIONS
+
+    float_cnn = built[0].parents[1] / "work" / "cnn_float32.onnx"
+    lines = dict(precision_variants(built_data[0], float_cnn, tmp_path))
+    assert list(lines) == list(PRECISIONS)
+    sizes = {name: int(text.split(" B")[0].replace(",", "")) for name, text in lines.items()}
+    assert sizes["float32"] == float_cnn.stat().st_size
+    assert all(sizes[name] < sizes["float32"] / 3 for name in PRECISIONS if name != "float32")
+    for text in lines.values():
+        accuracy, f1 = (
+            float(v) for v in re.findall(r"all images (\d\.\d{4}) / (\d\.\d{4})", text)[0]
+        )
+        assert 0.0 <= f1 <= 1.0 and 0.0 <= accuracy <= 1.0
+        assert re.search(
+            r"max \|dp\| \d\.\de[-+]\d+, same class \d+\.\d\d% \| \d+\.\d{3} ms$", text
+        )
+    drift = re.compile(r"max \|dp\| (\S+),")
+    assert float(drift.findall(lines["float32"])[0]) < 1e-4  # float kernels: the same answer
+
+
 def test_blendshape_variants_train_time_and_score_each_model(
     built_data: tuple[FusedData, Path], tmp_path: Path
 ) -> None:
