@@ -242,6 +242,13 @@ def _add_build_fused(commands: Any) -> None:
         help="the same as --cnn-precision float32 (the default)",
     )
     bf.add_argument(
+        "--cnn-from",
+        type=Path,
+        metavar="CNN.onnx",
+        help="no training: stack this exported CNN (an int8 one is dequantized to float first), "
+        "e.g. the shipped device/models/fer2013_crop_cnn.onnx",
+    )
+    bf.add_argument(
         "--mirror",
         action="store_true",
         help="the CNN also reads the mirrored crop and averages (twice the CNN's time per frame)",
@@ -294,6 +301,7 @@ def _build_fused(args: argparse.Namespace) -> int:
         precision=args.cnn_precision,
         mirror=args.mirror,
         stacker_labels=args.stacker_labels,
+        cnn_from=args.cnn_from,
     )
     print(format_report(report))
     if args.report:

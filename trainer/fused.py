@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnx
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
@@ -41,6 +42,7 @@ from trainer.cnn import (
     export_onnx,
     onnx_parity,
     parameter_count,
+    probability_agreement,
     read_state,
     train_cnn,
 )
@@ -54,6 +56,7 @@ from trainer.quantize import (
     MIN_ARGMAX_AGREEMENT,
     calibration_sample,
     check_kernel_parity,
+    dequantized,
     int8_parity,
     store_cnn,
 )
@@ -279,6 +282,7 @@ def build_fused(
     precision: str = DEFAULT_PRECISION,
     mirror: bool = False,
     stacker_labels: str = "fer2013",
+    cnn_from: Path | None = None,
 ) -> dict[str, Any]:
     """Train, stack, score and write the bundle into ``out_dir``; returns the report.
 
@@ -288,8 +292,14 @@ def build_fused(
     ``stacker_labels``: ``fer2013`` fits the stacker to FER2013's labels; ``ferplus`` to the FER+
     majority votes (the PublicTest faces with a clear vote), so the bundle answers as most of
     FER+'s ten annotators would.
+    ``cnn_from``: no training; the CNN is this exported .onnx (an int8 QDQ one in float,
+    ``trainer.quantize.dequantized``), e.g. a shipped bundle's, stored and stacked afresh.
     """
     blend_model = open_blendshape_model(blendshape_model)  # a wrong file fails now, not after hours
+    if cnn_from is not None and not cnn_from.is_file():
+        raise UsageError(f"--cnn-from {cnn_from} does not exist; give an exported CNN .onnx")
+    if cnn_from is not None and mirror:
+        raise UsageError("--mirror wraps a CNN trained here; drop it or drop --cnn-from")
     wants_votes = [
         option
         for option, wanted in (
@@ -309,45 +319,41 @@ def build_fused(
             f"blendshape model {blendshape_model.name} has labels {list(blend_model.labels)}, "
             f"not the dataset's {classes}: train it on the same data"
         )
-    data_sha256 = data.prepared.dataset.content_hash()
-    claim_work_dir(work_dir, run_facts(cnn_config, data_sha256, extraction.face_margin))
-    votes = None
-    if cnn_config.ferplus_share > 0:
-        votes = ferplus_votes(data_path, data.prepared.dataset.class_names)
-    net = train_cnn(training_data(data, votes), cnn_config, work_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    float_path = work_dir / "cnn_float32.onnx"
-    export_onnx(net, float_path, DEFAULT_CROP.size, mirror=mirror)
     private = data.rows("PrivateTest")
     view = data.device_view()
-    parity = onnx_parity(net, float_path, view[private][:1000], mirror=mirror)
+    float_path = work_dir / "cnn_float32.onnx"
+    if cnn_from is None:
+        facts = run_facts(cnn_config, data.prepared.dataset.content_hash(), extraction.face_margin)
+        claim_work_dir(work_dir, facts)
+        cnn = _trained_cnn(data_path, data, view, work_dir, cnn_config, mirror=mirror)
+    else:
+        cnn = _cnn_from(cnn_from, float_path, view[private][:1000])
+    out_dir.mkdir(parents=True, exist_ok=True)
     cnn_path = out_dir / CNN_FILE
     stored = _place_cnn(float_path, cnn_path, data, view, seed=cnn_config.seed, precision=precision)
-    blend, cnn = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
+    blend, cnn_answers = blendshape_probs(blend_model, data), cnn_probs(cnn_path, view)
     ferplus = ferplus_labels(data_path, data.prepared.dataset.class_names)
     target = ferplus if stacker_labels == "ferplus" else data.labels
     public_faces = data.face_rows("PublicTest")
     fit_rows = public_faces[target[public_faces] >= 0]  # FER+: the faces with a clear vote
     stacker, cv_log_loss = fit_stacker(
-        stack_inputs(blend[fit_rows], cnn[fit_rows]), target[fit_rows], cnn_config.seed
+        stack_inputs(blend[fit_rows], cnn_answers[fit_rows]), target[fit_rows], cnn_config.seed
     )
     stacker_path = out_dir / STACKER_FILE
     export_stacker(stacker, stacker_path)
     blend_file = _place_blendshape_model(blendshape_model, out_dir)
     bundle_path = out_dir / f"{BUNDLE_NAME}.json"
-    fused = _fused_probs(blend, cnn, stacker)
-    probs = {"blendshapes": blend, "cnn": cnn, "fused": fused}
+    fused = _fused_probs(blend, cnn_answers, stacker)
+    probs = {"blendshapes": blend, "cnn": cnn_answers, "fused": fused}
     files = {"blendshapes": blend_file, "cnn": cnn_path, "stacker": stacker_path}
     sizes = _sizes(*files.values())
     check_bundle_budget(sizes)
     report: dict[str, Any] = {
         "fer2013": score_models(data, probs, data.labels, private),
         "ferplus_majority": score_models(data, probs, ferplus, private) if len(ferplus) else None,
-        "cnn_parity": parity,
+        **cnn,
         "cnn_precision": stored,
-        "cnn_parameters": parameter_count(net),
         "cnn_mirror": mirror,
-        "cnn_training": _training_facts(work_dir, cnn_config),
         "stacker_fitted_on": {
             "usage": "PublicTest",
             "labels": stacker_labels,
@@ -362,6 +368,46 @@ def build_fused(
     _write_bundle(bundle_path, data, report, files)
     report["bundle_parity"] = _bundle_parity(bundle_path, data, fused, private)
     return report
+
+
+def _trained_cnn(
+    data_path: Path,
+    data: FusedData,
+    view: npt.NDArray[np.uint8],
+    work_dir: Path,
+    config: CnnConfig,
+    *,
+    mirror: bool,
+) -> dict[str, Any]:
+    """Train (or resume) the CNN in ``work_dir`` (claimed by the caller) and export it as
+    ``cnn_float32.onnx``; the report's facts about it."""
+    votes = None
+    if config.ferplus_share > 0:
+        votes = ferplus_votes(data_path, data.prepared.dataset.class_names)
+    net = train_cnn(training_data(data, votes), config, work_dir)
+    float_path = work_dir / "cnn_float32.onnx"
+    export_onnx(net, float_path, DEFAULT_CROP.size, mirror=mirror)
+    private = data.rows("PrivateTest")
+    return {
+        "cnn_parity": onnx_parity(net, float_path, view[private][:1000], mirror=mirror),
+        "cnn_parameters": parameter_count(net),
+        "cnn_training": _training_facts(work_dir, config),
+    }
+
+
+def _cnn_from(source: Path, float_path: Path, crops: npt.NDArray[np.uint8]) -> dict[str, Any]:
+    """The exported CNN at ``source`` as ``float_path`` (dequantized if it is int8); its parity
+    is the float graph against the source's own reference execution."""
+    float_path.parent.mkdir(parents=True, exist_ok=True)
+    dequantized(source, float_path)
+    weights = onnx.load(str(float_path)).graph.initializer
+    return {
+        "cnn_parity": probability_agreement(
+            cnn_probs(source, crops, reference=True), cnn_probs(float_path, crops)
+        ),
+        "cnn_parameters": int(sum(np.prod(t.dims) for t in weights)),
+        "cnn_training": {"from": source.name, "sha256": sha256_of(source)},
+    }
 
 
 STACKER_LABELS = {  # what the stacker can be fitted to, as the report and manifest name it
@@ -465,11 +511,17 @@ def format_report(report: dict[str, Any]) -> str:
         )
     sizes, training = report["sizes_bytes"], report["cnn_training"]
     cnn_parity, bundle_parity = report["cnn_parity"], report["bundle_parity"]
+    if "from" in training:
+        made = f"from {training['from']}; parity with its reference execution"
+    else:
+        made = (
+            f"{training['epochs_run']} epochs in {training['seconds'] / 60:.1f} min "
+            f"(best {training['best_epoch']}); parity torch/onnxruntime"
+        )
     lines.append(
         f"bundle {report['bundle']}: {sizes['total']:,} bytes; CNN {report['cnn_parameters']:,} "
-        f"parameters, {training['epochs_run']} epochs in {training['seconds'] / 60:.1f} min "
-        f"(best {training['best_epoch']}); parity torch/onnxruntime "
-        f"{cnn_parity['max_abs_diff']:.1e}, bundle {bundle_parity['max_abs_diff']:.1e}"
+        f"parameters, {made} {cnn_parity['max_abs_diff']:.1e}, "
+        f"bundle {bundle_parity['max_abs_diff']:.1e}"
     )
     lines.append(_precision_line(report.get("cnn_precision") or {"precision": "float32"}))
     fitted = report["stacker_fitted_on"]

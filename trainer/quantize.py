@@ -201,3 +201,73 @@ def check_kernel_parity(
             "build with --cnn-precision float32"
         )
     return parity
+
+
+def dequantized(source: Path, out_path: Path) -> None:
+    """A float32 graph computing what the QDQ CNN at ``source`` computes, without the rounding.
+
+    Each weight's DequantizeLinear becomes its float tensor; each activation's QuantizeLinear →
+    DequantizeLinear pair becomes a Clip to the range that pair can represent (which keeps the
+    ReLU the quantizer folded into it). A graph without QuantizeLinear is copied as it is.
+    """
+    model = onnx.load(str(source))
+    graph = model.graph
+    if not any(n.op_type == "QuantizeLinear" for n in graph.node):
+        out_path.write_bytes(source.read_bytes())
+        return
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    nodes, tensors = [], []
+    rename: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in constants:
+            tensors.append(_dequantize_constant(node, constants))
+        elif node.op_type == "DequantizeLinear":
+            rename[node.output[0]] = rename.get(node.input[0], node.input[0])
+        elif node.op_type == "QuantizeLinear":
+            clip, bounds = _clip_for(node, constants)
+            nodes.append(clip)
+            tensors.extend(bounds)
+            rename[node.output[0]] = clip.output[0]
+        else:
+            nodes.append(node)
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
+    used = {name for node in nodes for name in node.input}
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(t for t in tensors if t.name in used)
+    graph.initializer.extend(
+        numpy_helper.from_array(v, k) for k, v in constants.items() if k in used
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out_path))
+
+
+def _dequantize_constant(node: onnx.NodeProto, constants: dict[str, Any]) -> onnx.TensorProto:
+    values = constants[node.input[0]].astype(np.float64)
+    scale = constants[node.input[1]].astype(np.float64)
+    zero = constants[node.input[2]].astype(np.float64) if len(node.input) > 2 else 0.0
+    if scale.ndim == 1 and values.ndim > 1:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), np.reshape(zero, shape)
+    return numpy_helper.from_array(((values - zero) * scale).astype(np.float32), node.output[0])
+
+
+def _clip_for(
+    node: onnx.NodeProto, constants: dict[str, Any]
+) -> tuple[onnx.NodeProto, list[onnx.TensorProto]]:
+    scale = float(constants[node.input[1]])
+    zero = constants[node.input[2]]
+    limits = np.iinfo(zero.dtype)
+    low, high = [(bound - float(zero)) * scale for bound in (limits.min, limits.max)]
+    names = [f"{node.output[0]}_low", f"{node.output[0]}_high"]
+    bounds = [
+        numpy_helper.from_array(np.array(v, np.float32), n)
+        for v, n in zip((low, high), names, strict=True)
+    ]
+    clip = helper.make_node("Clip", [node.input[0], *names], [f"{node.output[0]}_clipped"])
+    return clip, bounds

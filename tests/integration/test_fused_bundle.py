@@ -18,6 +18,7 @@ from device.inference.classifier import ModelHolder, OnnxClassifier, load_rgb_mo
 from device.inference.golden import GOLDEN_ROWS, GOLDEN_SEED
 from device.publish.base import check_status
 from trainer.cnn import CnnConfig
+from trainer.errors import UsageError
 from trainer.extract import ExtractionConfig
 from trainer.fused import FusedData, build_fused, ferplus_labels, format_report, load_fused_data
 
@@ -160,6 +161,33 @@ def test_a_cpu_whose_blendshape_model_differs_refuses_the_bundle(
     path = _bundle_answering(built, tmp_path / "bundle", "blendshapes")
     with pytest.raises(ModelMismatch, match=r"golden inputs differently.*blendshape model too"):
         load_rgb_model(path)
+
+
+def test_build_fused_from_an_exported_int8_cnn_stacks_it_in_float(
+    built: tuple[Path, dict], small_fer: Path, landmarker_path: Path, tmp_path: Path
+) -> None:
+    from trainer.quantize import calibration_sample, quantize_cnn
+
+    bundle, _ = built
+    float_cnn = bundle.parents[1] / "work" / "cnn_float32.onnx"
+    with np.load(small_fer) as raw:
+        calibration = calibration_sample(raw["images"], seed=0, rows=100)
+    int8_cnn = tmp_path / "int8.onnx"
+    quantize_cnn(float_cnn, int8_cnn, calibration)
+    extraction = quiet_extraction(landmarker_path, bundle.parents[1] / "cache")
+    config = CnnConfig(epochs=2, batch_size=32, threads=1, progress=False)
+    out, work = tmp_path / "out", tmp_path / "work"
+    report = build_fused(small_fer, out, work, extraction, config, cnn_from=int8_cnn)
+    assert report["cnn_training"]["from"] == "int8.onnx" and "epochs_run" not in report
+    assert report["cnn_parity"]["rows"] > 0 and report["cnn_parity"]["max_abs_diff"] < 0.5
+    assert report["cnn_precision"]["precision"] == "float32"
+    model = load_rgb_model(out / "fer2013_fused.json")
+    assert isinstance(model, FusedModel) and model.check == "ok"
+    assert "from int8.onnx" in format_report(report)
+    with pytest.raises(UsageError, match="drop it or drop --cnn-from"):
+        build_fused(small_fer, out, work, extraction, config, cnn_from=int8_cnn, mirror=True)
+    with pytest.raises(UsageError, match="does not exist"):
+        build_fused(small_fer, out, work, extraction, config, cnn_from=tmp_path / "none.onnx")
 
 
 def test_classify_runs_the_bundle_and_the_pre_cropped_path(

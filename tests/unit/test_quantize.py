@@ -15,6 +15,7 @@ from trainer.precisions import PRECISIONS
 from trainer.quantize import (
     calibration_sample,
     check_kernel_parity,
+    dequantized,
     int8_parity,
     kernel_parity,
     quantize_cnn,
@@ -128,3 +129,30 @@ def test_float_passes_the_kernel_check_and_int8_beyond_tolerance_is_refused(
     with pytest.raises(ParityError, match=r"reference execution.*--cnn-precision float32") as err:
         check_kernel_parity(int8_path, crops["val"], "int8")
     assert "\n" not in str(err.value)
+
+
+def test_dequantized_int8_cnn_is_a_float_graph_close_to_its_reference(
+    float_cnn: tuple[Path, dict], tmp_path: Path
+) -> None:
+    float_path, crops = float_cnn
+    int8_path = tmp_path / "cnn_int8.onnx"
+    quantize_cnn(float_path, int8_path, calibration_sample(crops["train"], seed=0, rows=200))
+    back = tmp_path / "cnn_back.onnx"
+    dequantized(int8_path, back)
+    graph = onnx.load(str(back)).graph
+    kinds = [n.op_type for n in graph.node]
+    assert "QuantizeLinear" not in kinds and "DequantizeLinear" not in kinds
+    quantizers = [n for n in onnx.load(str(int8_path)).graph.node if n.op_type == "QuantizeLinear"]
+    assert kinds.count("Clip") == len(quantizers)  # each activation's range, ReLU included
+    assert all(t.data_type == onnx.TensorProto.FLOAT for t in graph.initializer)
+    reference = cnn_probs(int8_path, crops["val"], reference=True)
+    parity = int8_parity(back, int8_path, crops["val"])  # only the rounding is gone
+    assert parity["argmax_agreement"] >= 0.9 and parity["max_abs_diff"] < 0.2
+    float_probs = cnn_probs(float_path, crops["val"])
+    assert (
+        np.abs(cnn_probs(back, crops["val"]) - reference).max()
+        <= np.abs(float_probs - reference).max() + 0.05
+    )  # as close to the int8 network as the original float one
+    copied = tmp_path / "copied.onnx"
+    dequantized(float_path, copied)
+    assert copied.read_bytes() == float_path.read_bytes()
