@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trainer.datasets.common import (
     FRAME_STEP_S,
     DatasetSummary,
@@ -107,6 +109,18 @@ def add_datasets_command(commands: Any) -> None:
     extract.set_defaults(handler=run_extract)
     _add_common(extract, VIDEO_KINDS)
     _add_extraction_options(extract)
+    images = actions.add_parser(
+        "images",
+        help="FER2013 images as PNG files in label folders (for emotion-device classify)",
+        description="Write the FER2013 images of one usage as PNG files in folders named after "
+        "their labels (OUT/happy/00042.png), so `emotion-device classify --pre-cropped "
+        "--evaluate OUT` scores the device's own path on them.",
+    )
+    images.set_defaults(handler=run_images)
+    images.add_argument("path", metavar="PATH", type=Path, help="FER2013 .npz, .csv or folder")
+    images.add_argument("--usage", default="PrivateTest", help="Training, PublicTest, PrivateTest")
+    images.add_argument("--out", type=Path, required=True, help="folder to write into")
+    images.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def _add_common(parser: argparse.ArgumentParser, kinds: tuple[str, ...]) -> None:
@@ -210,3 +224,24 @@ def _extraction_config(args: argparse.Namespace) -> Any:
         min_face_confidence=args.min_face_confidence,
         progress=not args.no_progress,
     )
+
+
+def run_images(args: argparse.Namespace) -> int:
+    import cv2
+
+    from trainer.datasets.fer2013 import load_fer2013
+
+    dataset = load_fer2013(args.path)
+    rows = np.flatnonzero(dataset.usage == args.usage)
+    if not len(rows):
+        raise UsageError(
+            f"{args.path} has no {args.usage} rows; --usage names one of "
+            f"{', '.join(sorted(set(dataset.usage.tolist())))}"
+        )
+    for name in dataset.class_names:
+        (args.out / name).mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        label = dataset.class_names[dataset.labels[row]]
+        cv2.imwrite(str(args.out / label / f"{row:05d}.png"), dataset.images[row])
+    print(f"{len(rows)} {args.usage} images in {args.out}")
+    return 0

@@ -658,6 +658,7 @@ def _write_bundle(
             "stacker": "PublicTest rows with a face, fitted to "
             + STACKER_LABELS[report["stacker_fitted_on"]["labels"]],
             "crop_extraction": data.crops.provenance,
+            **({"cnn_from": report["cnn_training"]} if "from" in report["cnn_training"] else {}),
         },
         software=software_versions(paths["cnn"].read_bytes()),
         created=datetime.now(UTC).replace(microsecond=0).isoformat(),

@@ -183,6 +183,7 @@ def test_build_fused_from_an_exported_int8_cnn_stacks_it_in_float(
     assert report["cnn_precision"]["precision"] == "float32"
     model = load_rgb_model(out / "fer2013_fused.json")
     assert isinstance(model, FusedModel) and model.check == "ok"
+    assert model.manifest.training_data["cnn_from"]["from"] == "int8.onnx"
     assert "from int8.onnx" in format_report(report)
     with pytest.raises(UsageError, match="drop it or drop --cnn-from"):
         build_fused(small_fer, out, work, extraction, config, cnn_from=int8_cnn, mirror=True)

@@ -116,3 +116,25 @@ def test_extract_writes_a_feature_table_the_table_reader_accepts(
     assert table.labels.tolist() == ["happy"] * 3 + ["sad"] * 2
     assert table.clips.tolist() == ["a@0-0.2"] * 3 + ["b@1-1.1"] * 2
     assert table.face_found.all()
+
+
+def test_images_writes_one_usage_as_pngs_in_label_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+    import numpy as np
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    usage = np.array(["Training", "PrivateTest", "PrivateTest", "PublicTest", "PrivateTest"])
+    npz = tmp_path / "fer.npz"
+    np.savez(npz, images=images, labels=np.array([0, 3, 6, 3, 3]), usage=usage)
+    out = tmp_path / "private"
+    assert main(["datasets", "images", str(npz), "--out", str(out)]) == 0
+    assert "3 PrivateTest images" in capsys.readouterr().out
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["happy/00001.png", "happy/00004.png", "neutral/00002.png"]
+    assert np.array_equal(
+        cv2.imread(str(out / "neutral/00002.png"), cv2.IMREAD_GRAYSCALE), images[2]
+    )
+    assert main(["datasets", "images", str(npz), "--usage", "Test", "--out", str(out)]) == 2
+    assert "has no Test rows" in capsys.readouterr().err
