@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,9 +127,28 @@ def mediapipe_version() -> str:
     return str(mp.__version__)
 
 
+def check_cpu_for_mediapipe(version: str, machine: str, cpuinfo: str) -> None:
+    """Refuse, in one sentence, a mediapipe that would abort on this CPU: 1.x is built with LSE
+    atomics, which an ARMv8.0 core (a Pi 4's Cortex-A72) lacks; it dies with SIGILL, unexplained,
+    once the landmarker starts (seen under emulation, docs: README "The emulated Pi")."""
+    if machine not in ("aarch64", "arm64") or int(version.split(".", maxsplit=1)[0]) < 1:
+        return
+    features = next(
+        (ln.split(":", 1)[1].split() for ln in cpuinfo.splitlines() if ln.startswith("Features")),
+        [],
+    )
+    if features and "atomics" not in features:
+        raise ModelMismatch(
+            f"mediapipe {version} needs a CPU with LSE atomics (a Pi 5) and this one has none "
+            "(a Pi 4): install mediapipe==0.10.18 with Python 3.11 or 3.12 (deploy/dev.sh does)"
+        )
+
+
 def _create_landmarker(model_path: Path, mode: RunningMode, min_conf: float) -> tuple[Any, Any]:
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions, vision
+
+    check_cpu_for_mediapipe(str(mp.__version__), platform.machine(), _cpuinfo())
 
     options = vision.FaceLandmarkerOptions(
         base_options=BaseOptions(model_asset_path=str(model_path)),
@@ -153,6 +173,13 @@ def _warm_up(mp: Any, landmarker: Any, mode: RunningMode) -> None:
         landmarker.detect_for_video(blank, 0)
     else:
         landmarker.detect(blank)
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
 
 
 @contextmanager
