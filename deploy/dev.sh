@@ -14,9 +14,10 @@ VENV=${VENV:-.venv}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
 install_system_packages() {
-  # libegl1/libgles2: mediapipe 1.x loads them; mosquitto: the real broker the tests start.
+  # libegl1/libgles2: mediapipe 1.x loads them; mosquitto: the real broker the tests start;
+  # qemu-user-static + debootstrap: the emulated Pi of the `emulated` tests (deploy/pi-emulated.sh).
   local wanted="libegl1 libgles2" missing=""
-  [ "$action" = test ] && wanted="$wanted mosquitto"
+  [ "$action" = test ] && wanted="$wanted mosquitto qemu-user-static debootstrap"
   "$PYTHON" -m venv --help >/dev/null 2>&1 || wanted="$wanted python3-venv"
   for p in $wanted; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   [ -z "$missing" ] && return 0

@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from device.inference.bundle import CNN_IO
 from device.inference.classifier import open_session
 from trainer.argtypes import channels as parse_channels
 from trainer.argtypes import positive_int
-from trainer.cnn import CHANNELS, INPUT_NAME, OUTPUT_NAME, FaceCnn, export_onnx, parameter_count
+
+INPUT_NAME, OUTPUT_NAME = CNN_IO
 
 CALLS = 400
 WARM_UP = 50
@@ -64,6 +66,8 @@ def measure(
     channels: tuple[tuple[int, int], ...], folder: Path, int8: bool = False
 ) -> dict[str, Any]:
     """A random network of this shape, exported (and quantized with ``int8``), then timed."""
+    from trainer.cnn import FaceCnn, export_onnx, parameter_count  # torch: shapes only
+
     net = FaceCnn(7, channels=channels)
     path = folder / "cnn.onnx"
     export_onnx(net, path)
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(_line(" + ".join(str(p) for p in args.onnx) + f" (batch {args.batch})", facts))
         return 0
+    from trainer.cnn import CHANNELS
+
     for channels in args.shapes or [CHANNELS]:
         with tempfile.TemporaryDirectory() as folder:
             facts = measure(channels, Path(folder), args.int8)

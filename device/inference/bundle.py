@@ -40,6 +40,7 @@ BUNDLE_FORMAT = "emotion-edge-bundle"
 BUNDLE_VERSION = 1
 COMPONENTS = ("blendshapes", "cnn", "stacker")
 PROB_FLOOR = 1e-6
+CNN_IO = ("crop", "probabilities")  # the CNN's input and output names
 Probs = npt.NDArray[np.float32]
 
 
@@ -100,7 +101,7 @@ def component_io(blendshapes: ModelManifest) -> dict[str, tuple[str, str]]:
     """Each component's (input, output) names; the blendshape model's are in its manifest."""
     return {
         "blendshapes": (blendshapes.input_name, blendshapes.probabilities_output),
-        "cnn": ("crop", "probabilities"),
+        "cnn": CNN_IO,
         "stacker": ("logits", "probabilities"),
     }
 
