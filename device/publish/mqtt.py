@@ -30,8 +30,10 @@ from device.errors import BrokerAuthError, BrokerUnavailable, ConfigError
 from device.publish.base import Publisher, StatusValue, status_payload
 from device.publish.events import LabelEvent
 from device.publish.topics import (
+    AVAILABILITY_QOS,
     OFFLINE,
     ONLINE,
+    STATUS_QOS,
     availability_topic,
     emotion_topic,
     label_payload,
@@ -45,8 +47,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-AVAILABILITY_QOS = 1
-STATUS_QOS = 1
 # Caps QoS-1 messages held by paho (in flight + queued); paho's default 0 means unlimited RAM.
 MAX_QUEUED_MESSAGES = 10
 # "Bad user name or password" and "Not authorized" (paho maps 3.1.1 CONNACK 4 and 5 onto these).

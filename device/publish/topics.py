@@ -8,6 +8,8 @@ from device.publish.events import LabelEvent
 
 ONLINE = "online"
 OFFLINE = "offline"
+AVAILABILITY_QOS = 1
+STATUS_QOS = 1
 
 
 def device_topic(prefix: str, device_id: str, leaf: str) -> str:

@@ -12,6 +12,8 @@ import pytest
 
 from device.publish.base import STATUS_KEYS
 from device.publish.events import LABEL_EVENT_KEYS
+from device.publish.reference import spec_for
+from tests.unit.test_topic_reference import validate
 
 from .broker import MosquittoBroker, Subscriber, free_port
 from .conftest import AUTH_USER, BrokerFactory
@@ -51,6 +53,13 @@ def test_replayed_video_publishes_only_label_events(
     status = json.loads(sub.messages(f"{PREFIX}/itest/status")[-1].payload)
     assert set(status) <= STATUS_KEYS
     assert status["frames_total"] > 0
+    assert status["model_check"] == "ok"  # the shipped bundle's golden answers hold on this CPU
+    checked = 0
+    for topic in all_topics:  # every message on the wire against its topic's JSON Schema
+        for message in sub.messages(topic):
+            validate(spec_for(topic.split("/")[-1]).schema, message.payload)
+            checked += 1
+    assert checked >= len(events) + 3
 
 
 def test_nothing_reaches_disk(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
