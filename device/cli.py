@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_assets(sub)
     _add_classify(sub)
     _add_lepton(sub)
+    _add_pause(sub)
     return parser
 
 
@@ -159,6 +160,38 @@ def _add_lepton(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _add_layout_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=int, choices=[2, 3], help="Lepton 2.x or 3.x")
     p.add_argument("--telemetry", choices=["off", "header", "footer"])
+
+
+def _add_pause(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, paused, what in (
+        ("pause", True, "pause monitoring: the device releases its cameras and computes nothing"),
+        ("resume", False, "resume monitoring after a pause"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=DEFAULT_CONFIG_PATH,
+            help="the device's TOML config: its state_dir, and its broker for the retained command",
+        )
+        p.set_defaults(handler=cmd_pause, paused=paused)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """Set the pause switch in the state directory (it survives a restart) and, with a broker in
+    the config, send the retained ``set/monitoring`` command that a subscriber and HA see."""
+    from device.pause import PauseSwitch, default_state_dir
+    from device.publish.mqtt import send_monitoring
+
+    config = load_config(args.config)
+    switch = PauseSwitch(default_state_dir(config.state_dir))
+    switch.set(args.paused)
+    word = "paused" if args.paused else "resumed"
+    print(f"monitoring {word} ({switch.path} {'written' if args.paused else 'removed'})")
+    if config.mqtt.host is not None:
+        send_monitoring(config.mqtt, config.device_id, args.paused)
+        print(f"retained command sent to {config.mqtt.host}:{config.mqtt.port}")
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

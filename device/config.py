@@ -207,6 +207,11 @@ class LoggingConfig(Section):
 
 class DeviceConfig(Section):
     device_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="unique per unit")
+    state_dir: Path | None = Field(
+        None,
+        description="where the pause switch lives; none = $STATE_DIRECTORY (systemd's "
+        "StateDirectory=) or ~/.local/state/emotion-edge",
+    )
     rgb: RgbConfig
     thermal: ThermalConfig | None = None
     loop: LoopConfig = LoopConfig()

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 from device import __version__, sd_notify
 from device.assets import AssetResolver
 from device.config import DeviceConfig
-from device.errors import ConfigError
+from device.errors import ConfigError, SourceUnavailable
 from device.features.blendshapes import BlendshapeExtractor
 from device.frames import RgbFrame
 from device.inference.classifier import ModelHolder
 from device.inference.smoothing import LabelSmoother
+from device.pause import PauseSwitch, default_state_dir
 from device.pipeline import Pipeline, StepResult
 from device.publish.base import Publisher
 from device.sources import create_rgb_source
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 30.0
 FRAME_WAIT_S = 1.0
+PAUSE_POLL_S = 0.5  # how soon a resume (file or MQTT command) is noticed
 
 
 @dataclass
@@ -71,6 +73,7 @@ class DeviceService:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.thermal: ThermalChannel | None = None
+        self.pause = PauseSwitch(default_state_dir(config.state_dir))
 
     def stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""
@@ -84,18 +87,17 @@ class DeviceService:
         with ExitStack() as stack:
             pipeline, models = self._open_pipeline(stack)
             self.thermal = self._open_thermal(stack, models)
-            holder: LatestFrame[RgbFrame] = LatestFrame()
-            capture = CaptureThread(create_rgb_source(self.config.rgb), holder)
-            capture.start()
-            stack.callback(capture.stop)
+            camera = RgbCamera(self.config)
+            stack.callback(camera.close)
+            self.publisher.on_monitoring(self.pause.set)
             self.publisher.start()
             stack.callback(self._shutdown)
-            stack.callback(self._publish_status, holder, models, "stopped")
+            stack.callback(self._publish_status, camera, models, "stopped")
             sd_notify.notify("READY=1")
             logger.info(
                 "running: %s model, %s mode", models.current.name, self.config.features.running_mode
             )
-            self._loop(pipeline, models, holder, capture)
+            self._loop(pipeline, models, camera)
         return self.stats
 
     def _open_thermal(self, stack: ExitStack, models: ModelHolder) -> ThermalChannel | None:
@@ -132,19 +134,17 @@ class DeviceService:
         )
         return pipeline, models
 
-    def _loop(
-        self,
-        pipeline: Pipeline,
-        models: ModelHolder,
-        holder: LatestFrame[RgbFrame],
-        capture: CaptureThread[RgbFrame],
-    ) -> None:
+    def _loop(self, pipeline: Pipeline, models: ModelHolder, camera: RgbCamera) -> None:
         period_s = 1.0 / self.config.loop.rate_hz
         next_due = time.monotonic()
         watchdog = _Ticker(sd_notify.watchdog_interval_s())
         status = _Ticker(STATUS_INTERVAL_S)
         while not self._stop.is_set():
-            frame = holder.take(FRAME_WAIT_S)
+            if self.pause.paused:
+                self._stay_paused(pipeline, models, camera, watchdog)
+                continue
+            capture = camera.open()
+            frame = camera.holder.take(FRAME_WAIT_S)
             if frame is None:
                 if capture.ended:
                     break
@@ -156,10 +156,30 @@ class DeviceService:
             if watchdog.due():
                 sd_notify.notify("WATCHDOG=1")
             if status.due():
-                self._publish_status(holder, models)
+                self._publish_status(camera, models)
             next_due = _sleep_until(next_due + period_s, self._stop)
-        if capture.error is not None:
-            raise capture.error
+        if camera.error is not None:
+            raise camera.error
+
+    def _stay_paused(
+        self, pipeline: Pipeline, models: ModelHolder, camera: RgbCamera, watchdog: _Ticker
+    ) -> None:
+        """Release the cameras and compute nothing until the switch is off or stop()."""
+        camera.close()
+        if self.thermal is not None:
+            self.thermal.pause()
+        logger.info("monitoring paused: cameras released (%s)", self.pause.path)
+        self._publish_status(camera, models, "paused")
+        while self.pause.paused and not self._stop.wait(PAUSE_POLL_S):
+            if watchdog.due():
+                sd_notify.notify("WATCHDOG=1")
+        if self._stop.is_set():
+            return
+        pipeline.smoother = make_smoother(self.config, models.current.labels)  # no stale label
+        if self.thermal is not None:
+            self.thermal.resume()
+        logger.info("monitoring resumed")
+        self._publish_status(camera, models, "running")
 
     def _handle(self, result: StepResult) -> None:
         self.stats.frames += 1
@@ -188,9 +208,9 @@ class DeviceService:
         pipeline.classifier = models.current
 
     def _publish_status(
-        self, holder: LatestFrame[RgbFrame], models: ModelHolder, state: str = "running"
+        self, camera: RgbCamera, models: ModelHolder, state: str = "running"
     ) -> None:
-        status = self.stats.as_status(holder.dropped, models.current.name)
+        status = self.stats.as_status(camera.dropped, models.current.name)
         status["model_check"] = models.current.check
         status |= {"published": self.publisher.published, "state": state}
         status["dropped_offline"] = self.publisher.dropped_offline
@@ -201,6 +221,42 @@ class DeviceService:
     def _shutdown(self) -> None:
         sd_notify.notify("STOPPING=1")
         self.publisher.stop()
+
+
+class RgbCamera:
+    """The RGB capture thread: opened when the loop needs frames, closed (the camera released)
+    while monitoring is paused and at the end."""
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.config = config
+        self.holder: LatestFrame[RgbFrame] = LatestFrame()
+        self._capture: CaptureThread[RgbFrame] | None = None
+        self._dropped_before = 0
+        self._error: SourceUnavailable | None = None
+
+    def open(self) -> CaptureThread[RgbFrame]:
+        if self._capture is None:
+            self.holder = LatestFrame()
+            self._capture = CaptureThread(create_rgb_source(self.config.rgb), self.holder)
+            self._capture.start()
+        return self._capture
+
+    def close(self) -> None:
+        if self._capture is None:
+            return
+        self._capture.stop()
+        self._error = self._error or self._capture.error
+        self._dropped_before += self.holder.dropped
+        self._capture = None
+
+    @property
+    def error(self) -> SourceUnavailable | None:
+        """Why reading stopped early (now or before a pause), or None."""
+        return self._error or (self._capture.error if self._capture else None)
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped_before + (self.holder.dropped if self._capture else 0)
 
 
 class _Ticker:

@@ -116,6 +116,7 @@ class ThermalChannel:
         self.fusion = self._fusion(config, make_smoother, rgb_labels)
         self.holder: LatestFrame[ThermalFrame] = LatestFrame()
         self.capture: CaptureThread[ThermalFrame] | None = None
+        self._dropped_before = 0
         self.frames = 0
         self.faces = 0
         self.methods: Counter[str] = Counter()
@@ -130,11 +131,25 @@ class ThermalChannel:
         return FusionStep(rgb_labels, self.classifier.labels, smoother, gate)
 
     def start(self, stack: ExitStack) -> None:
+        self.resume()
+        stack.callback(self.pause)
+
+    def resume(self) -> None:
+        """Open the thermal camera (again, after a pause)."""
+        if self.capture is not None:
+            return
+        self._dropped_before += self.holder.dropped
+        self.holder = LatestFrame()
         self.capture = CaptureThread(
             create_thermal_source(self.config.source), self.holder, name="thermal-capture"
         )
         self.capture.start()
-        stack.callback(self.capture.stop)
+
+    def pause(self) -> None:
+        """Release the thermal camera (monitoring paused, or the end)."""
+        if self.capture is not None:
+            self.capture.stop()
+            self.capture = None
 
     def observe_rgb(self, face: FaceFeatures | None) -> None:
         """This loop step's RGB face (None: none), for the registration; memory only."""
@@ -177,7 +192,7 @@ class ThermalChannel:
             "thermal": state,
             "thermal_frames": self.frames,
             "thermal_faces": self.faces,
-            "thermal_dropped_frames": self.holder.dropped,
+            "thermal_dropped_frames": self._dropped_before + self.holder.dropped,
         }
         for kind in METHOD_KEYS:
             status[f"thermal_{kind}"] = self.methods[kind]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from device.errors import BrokerAuthError
@@ -82,6 +82,9 @@ class Publisher(Protocol):
 
     def publish_status(self, status: Mapping[str, StatusValue]) -> bool:
         """Send retained diagnostics (allow-listed keys only); False if not sent now."""
+
+    def on_monitoring(self, handler: Callable[[bool], None]) -> None:
+        """Call ``handler(paused)`` when a pause/resume command arrives for this device."""
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Announce ``offline`` and disconnect; safe to call twice."""

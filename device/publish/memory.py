@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from device.errors import BrokerAuthError
@@ -28,6 +28,7 @@ class MemoryPublisher:
         self._events: deque[LabelEvent] = deque(maxlen=max_events)
         self._status: dict[str, StatusValue] | None = None
         self._online = True
+        self._on_monitoring: Callable[[bool], None] | None = None
         self._running = False
         self._published = 0
         self._dropped = 0
@@ -45,6 +46,14 @@ class MemoryPublisher:
             self._events.append(event)
             self._published += 1
         return True
+
+    def on_monitoring(self, handler: Callable[[bool], None]) -> None:
+        self._on_monitoring = handler
+
+    def send_monitoring(self, paused: bool) -> None:
+        """What a retained ``set/monitoring`` command would do (tests)."""
+        if self._on_monitoring is not None:
+            self._on_monitoring(paused)
 
     def publish_status(self, status: Mapping[str, StatusValue]) -> bool:
         check_status(status)

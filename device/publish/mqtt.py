@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from device.config import MqttConfig
 from device.errors import BrokerAuthError, BrokerUnavailable, ConfigError
+from device.pause import parse_command
 from device.publish.base import Publisher, StatusValue, status_payload
 from device.publish.events import LabelEvent
 from device.publish.topics import (
@@ -35,6 +36,7 @@ from device.publish.topics import (
     ONLINE,
     STATUS_QOS,
     availability_topic,
+    command_topic,
     emotion_topic,
     label_payload,
     status_topic,
@@ -65,6 +67,8 @@ class MqttPublisher:
         self._availability = availability_topic(config.topic_prefix, device_id)
         self._emotion = emotion_topic(config.topic_prefix, device_id)
         self._status = status_topic(config.topic_prefix, device_id)
+        self._monitoring = command_topic(config.topic_prefix, device_id, "monitoring")
+        self._on_monitoring: Callable[[bool], None] | None = None
         self._client_id = config.client_id or f"emotion-edge-{device_id}"
         self._lock = threading.Lock()
         self._connected = threading.Event()
@@ -102,6 +106,11 @@ class MqttPublisher:
                 self._where,
                 self._config.reconnect_max_s,
             )
+
+    def on_monitoring(self, handler: Callable[[bool], None]) -> None:
+        """Call ``handler(paused)`` (from paho's thread) for each ``on``/``off`` that arrives on
+        ``<prefix>/<device_id>/set/monitoring`` (retained, so also once on every connect)."""
+        self._on_monitoring = handler
 
     def publish(self, event: LabelEvent) -> bool:
         """Send one label (QoS from config, not retained); False if dropped while offline."""
@@ -196,6 +205,7 @@ class MqttPublisher:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
         return client
 
     def _set_tls(self, client: mqtt.Client) -> None:
@@ -264,6 +274,7 @@ class MqttPublisher:
         client.publish(self._availability, ONLINE, qos=AVAILABILITY_QOS, retain=True)
         if self._last_status is not None:
             client.publish(self._status, self._last_status, qos=STATUS_QOS, retain=True)
+        client.subscribe(self._monitoring, qos=1)
         self._connected.set()
         with self._lock:
             dropped = self._dropped - self._dropped_reported
@@ -275,6 +286,15 @@ class MqttPublisher:
         else:
             logger.info("connected to MQTT broker %s", self._where)
         self._first_attempt.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic != self._monitoring or self._on_monitoring is None:
+            return
+        paused = parse_command(bytes(message.payload))
+        if paused is None:
+            logger.warning("%s: ignored %r; send on or off", self._monitoring, message.payload[:16])
+            return
+        self._on_monitoring(paused)
 
     def _on_refused(self, client: mqtt.Client, reason_code: ReasonCode) -> None:
         if reason_code.value in AUTH_REASON_CODES:
@@ -366,3 +386,39 @@ class LabelSubscriber:
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
+
+
+def send_monitoring(
+    config: MqttConfig, device_id: str, paused: bool, timeout_s: float = 5.0
+) -> None:
+    """Publish the retained ``<prefix>/<device_id>/set/monitoring`` command (``off`` = paused)
+    once and disconnect; BrokerUnavailable (one sentence) when it cannot be delivered."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    if config.username is not None:
+        password = config.password.get_secret_value() if config.password else None
+        client.username_pw_set(config.username, password)
+    if config.tls_ca_file is not None:
+        client.tls_set(ca_certs=str(config.tls_ca_file))
+    topic = command_topic(config.topic_prefix, device_id, "monitoring")
+    try:
+        client.connect(config.host or "localhost", config.port, keepalive=10)
+        client.loop_start()
+        info = client.publish(topic, "off" if paused else "on", qos=1, retain=True)
+        info.wait_for_publish(timeout_s)
+        delivered = info.is_published()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise BrokerUnavailable(
+            f"the switch is set on this unit, but the broker {config.host}:{config.port} did not "
+            f"take the retained {topic} command ({exc}); send it again when it is back"
+        ) from exc
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    if not delivered:
+        raise BrokerUnavailable(
+            f"the switch is set on this unit, but the broker {config.host}:{config.port} did not "
+            f"confirm the retained {topic} command within {timeout_s:g} s"
+        )

@@ -18,7 +18,7 @@ SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 
 @dataclass(frozen=True)
 class TopicSpec:
-    leaf: str  # the last level of <prefix>/<device_id>/<leaf>
+    leaf: str  # what follows <prefix>/<device_id>/
     retained: bool
     qos: str  # a number, or where it comes from
     direction: str
@@ -49,7 +49,17 @@ TOPICS = (
         str(STATUS_QOS),
         "device → subscribers",
         "status.schema.json",
-        "diagnostics (JSON): counters, rates, versions, `model_check`; nothing personal",
+        "diagnostics (JSON): counters, rates, versions, `model_check`, `state` "
+        "(running / paused / stopped); nothing personal",
+    ),
+    TopicSpec(
+        "set/monitoring",
+        True,
+        "1",
+        "subscribers → device",
+        "monitoring_command.schema.json",
+        "`off` pauses the unit (cameras released, survives a restart), `on` resumes; also "
+        "`emotion-device pause\\|resume`",
     ),
 )
 
@@ -61,7 +71,8 @@ def schema(name: str) -> dict[str, Any]:
 
 
 def spec_for(leaf: str) -> TopicSpec:
-    """The spec of a topic by its last level; KeyError for a topic the device does not use."""
+    """The spec of a topic by what follows ``<prefix>/<device_id>/``; KeyError for a topic the
+    device does not use."""
     return {spec.leaf: spec for spec in TOPICS}[leaf]
 
 

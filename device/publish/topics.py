@@ -29,6 +29,11 @@ def status_topic(prefix: str, device_id: str) -> str:
     return device_topic(prefix, device_id, "status")
 
 
+def command_topic(prefix: str, device_id: str, name: str) -> str:
+    """``<prefix>/<device_id>/set/<name>``: a retained command to this device, e.g. monitoring."""
+    return device_topic(prefix, device_id, f"set/{name}")
+
+
 def label_payload(event: LabelEvent) -> bytes:
     """The JSON body of a label event: exactly LABEL_EVENT_KEYS."""
     body = {

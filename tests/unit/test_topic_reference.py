@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
+from device.pause import parse_command
 from device.publish.base import STATUS_KEYS, status_payload
 from device.publish.events import LABEL_EVENT_KEYS, LabelEvent
 from device.publish.reference import SCHEMAS_DIR, TOPICS, markdown_table, schema, spec_for
@@ -54,6 +55,10 @@ def test_payloads_the_code_makes_validate() -> None:
     validate(spec_for("status").schema, status_payload(full))
     for text in (ONLINE, OFFLINE):
         validate(spec_for("availability").schema, text.encode())
+    for text in ("on", "off"):
+        validate(spec_for("set/monitoring").schema, text.encode())
+        assert parse_command(text.encode()) is (text == "off")
+    assert parse_command(b"pause") is None
 
 
 @pytest.mark.parametrize(
