@@ -49,6 +49,18 @@ def wait_for_events(sub: Subscriber, more_than: int, timeout_s: float = 30.0) ->
     raise AssertionError(f"no new label event within {timeout_s} s")
 
 
+def run_cli(action: str, config: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """``emotion-device pause|resume --config CONFIG`` as a user runs it, in ``home``."""
+    return subprocess.run(
+        [sys.executable, "-m", "device.cli", action, "--config", str(config)],
+        env=device_env(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def stop(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
@@ -87,15 +99,7 @@ def test_pause_survives_a_restart_and_the_cli_resumes(
     config = write_config(tmp_path, mosquitto.port, rgb=LOOPING)
     home = tmp_path / "home"
     home.mkdir()
-    cli = [sys.executable, "-m", "device.cli"]
-    paused = subprocess.run(
-        [*cli, "pause", "--config", str(config)],
-        env=device_env(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    paused = run_cli("pause", config, home)
     assert paused.returncode == 0, paused.stderr
     assert "monitoring paused" in paused.stdout and "retained command sent" in paused.stdout
     with Subscriber(mosquitto.port, [f"{PREFIX}/itest/#"]) as sub:
@@ -104,14 +108,7 @@ def test_pause_survives_a_restart_and_the_cli_resumes(
             wait_for_state(sub, "paused")
             time.sleep(1.0)
             assert not has_open(process.pid, LONG_VIDEO) and sub.messages(EMOTION) == []
-            resumed = subprocess.run(
-                [*cli, "resume", "--config", str(config)],
-                env=device_env(home),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            resumed = run_cli("resume", config, home)
             assert resumed.returncode == 0, resumed.stderr
             wait_for_events(sub, 0)
             assert has_open(process.pid, LONG_VIDEO)
@@ -125,14 +122,7 @@ def test_pause_with_the_broker_away_sets_the_switch_and_says_so(tmp_path: Path) 
     config = write_config(tmp_path, free_port())
     home = tmp_path / "home"
     home.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "device.cli", "pause", "--config", str(config)],
-        env=device_env(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("pause", config, home)
     assert result.returncode == 69
     (line,) = result.stderr.strip().splitlines()
     assert "the switch is set on this unit" in line and "send it again" in line
