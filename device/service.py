@@ -17,6 +17,7 @@ from device.features.blendshapes import BlendshapeExtractor
 from device.frames import RgbFrame
 from device.inference.classifier import ModelHolder
 from device.inference.smoothing import LabelSmoother
+from device.last_error import LastErrorHandler, attach, detach
 from device.pause import PauseSwitch, default_state_dir
 from device.pipeline import Pipeline, StepResult
 from device.publish.base import Publisher
@@ -74,6 +75,7 @@ class DeviceService:
         self._reload = threading.Event()
         self.thermal: ThermalChannel | None = None
         self.pause = PauseSwitch(default_state_dir(config.state_dir))
+        self.errors = LastErrorHandler()
 
     def stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""
@@ -85,6 +87,8 @@ class DeviceService:
 
     def run(self) -> RunStats:
         with ExitStack() as stack:
+            attach(self.errors)
+            stack.callback(detach, self.errors)
             pipeline, models = self._open_pipeline(stack)
             self.thermal = self._open_thermal(stack, models)
             camera = RgbCamera(self.config)
@@ -212,6 +216,9 @@ class DeviceService:
     ) -> None:
         status = self.stats.as_status(camera.dropped, models.current.name)
         status["model_check"] = models.current.check
+        status["model_kind"] = model_kind(models.current)
+        status["rgb_source"] = f"{self.config.rgb.type}: {camera.health(state)}"
+        status |= self.errors.status()
         status |= {"published": self.publisher.published, "state": state}
         status["dropped_offline"] = self.publisher.dropped_offline
         if self.thermal is not None:
@@ -221,6 +228,13 @@ class DeviceService:
     def _shutdown(self) -> None:
         sd_notify.notify("STOPPING=1")
         self.publisher.stop()
+
+
+def model_kind(model: object) -> str:
+    """``personal`` for a model whose manifest names the person it was trained for."""
+    manifest = getattr(model, "manifest", None)
+    person = getattr(manifest, "training_data", {}).get("person_id") if manifest else None
+    return "personal" if person else "general"
 
 
 class RgbCamera:
@@ -253,6 +267,12 @@ class RgbCamera:
     def error(self) -> SourceUnavailable | None:
         """Why reading stopped early (now or before a pause), or None."""
         return self._error or (self._capture.error if self._capture else None)
+
+    def health(self, state: str) -> str:
+        """In a few words: ok, paused, stopped, or the error that ended reading."""
+        if self.error is not None:
+            return f"error: {type(self.error).__name__}"
+        return "ok" if state == "running" else state
 
     @property
     def dropped(self) -> int:

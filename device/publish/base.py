@@ -31,6 +31,10 @@ STATUS_KEYS = frozenset(
         "dropped_offline",
         "model",  # model id, e.g. "fer2013_hgb@1a2b3c4d"
         "model_check",  # the bundle's golden-input self-check on this CPU: ok / failed: …
+        "model_kind",  # general, or personal (a model trained for one person)
+        "rgb_source",  # the camera's kind and health, e.g. "picamera: ok", "replay: paused"
+        "last_error",  # the newest logged error's category (exception class or module)
+        "last_error_at",  # ... and when (UNIX time)
         "version",  # software version
         "uptime_s",
         "cpu_temp_c",

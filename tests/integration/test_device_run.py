@@ -54,6 +54,7 @@ def test_replayed_video_publishes_only_label_events(
     assert set(status) <= STATUS_KEYS
     assert status["frames_total"] > 0
     assert status["model_check"] == "ok"  # the shipped bundle's golden answers hold on this CPU
+    assert status["model_kind"] == "general" and status["rgb_source"] == "replay: stopped"
     checked = 0
     for topic in all_topics:  # every message on the wire against its topic's JSON Schema
         for message in sub.messages(topic):

@@ -80,6 +80,7 @@ def test_retained_command_releases_and_reopens_the_camera(
             send_monitoring(mqtt_config(mosquitto.port), "itest", paused=True)
             wait_for_state(sub, "paused")
             assert not has_open(process.pid, LONG_VIDEO)  # the camera is released
+            assert json.loads(sub.messages(STATUS)[-1].payload)["rgb_source"] == "replay: paused"
             assert (home / ".local/state/emotion-edge" / PAUSE_FILE).is_file()
             paused_count = len(sub.messages(EMOTION))
             time.sleep(2.0)

@@ -44,14 +44,18 @@ def test_schemas_list_exactly_what_the_code_allows() -> None:
     assert set(schema("availability.schema.json")["enum"]) == {ONLINE, OFFLINE}
 
 
+def _example(kind: dict) -> str | int:
+    """A value of a status property's type (its first allowed value for an enum)."""
+    if "enum" in kind:
+        return kind["enum"][0]
+    return "ok" if kind["type"] == "string" else 1
+
+
 def test_payloads_the_code_makes_validate() -> None:
     event = LabelEvent("happy", 0.91234, 1765152000.123, "rgb", "fer2013_fused@6235ce4f", "pi-01")
     validate(spec_for("emotion").schema, label_payload(event))
-    full = {
-        key: "ok" if key in ("model", "model_check", "state", "thermal") else 1
-        for key in STATUS_KEYS
-    }
-    full["version"] = "0.1.0"
+    kinds = schema("status.schema.json")["properties"]
+    full = {key: _example(kinds[key]) for key in STATUS_KEYS}
     validate(spec_for("status").schema, status_payload(full))
     for text in (ONLINE, OFFLINE):
         validate(spec_for("availability").schema, text.encode())
