@@ -110,13 +110,23 @@ class MqttConfig(Section):
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_min_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(60.0, gt=0)
-    tls_ca_file: Path | None = None
+    tls_ca_file: Path | None = Field(None, description="the CA that signed the broker's cert")
+    tls_cert_file: Path | None = Field(None, description="this unit's client certificate")
+    tls_key_file: Path | None = Field(None, description="... and its private key")
     qos: Literal[0, 1] = 0
 
     @model_validator(mode="after")
     def _backoff_order(self) -> MqttConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    @model_validator(mode="after")
+    def _client_certificate(self) -> MqttConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.tls_cert_file is not None and self.tls_ca_file is None:
+            raise ValueError("a client certificate needs TLS: set tls_ca_file too")
         return self
 
 

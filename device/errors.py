@@ -5,6 +5,7 @@ from __future__ import annotations
 EX_CONFIG = 78  # sysexits.h: configuration error
 EX_UNAVAILABLE = 69  # a service the device needs (broker, camera) is not there
 EX_NOPERM = 77  # the broker refused our credentials
+EX_PROTOCOL = 76  # sysexits.h: TLS failed: a certificate the broker or this unit does not accept
 
 
 class EmotionEdgeError(Exception):
@@ -43,3 +44,9 @@ class BrokerAuthError(EmotionEdgeError):
 
 class BrokerUnavailable(EmotionEdgeError):
     exit_code = EX_UNAVAILABLE
+
+
+class BrokerTLSError(EmotionEdgeError):
+    """TLS with the broker cannot work as configured (its certificate or ours); not retried."""
+
+    exit_code = EX_PROTOCOL

@@ -30,6 +30,7 @@ from device.errors import BrokerAuthError, BrokerUnavailable, ConfigError
 from device.pause import parse_command
 from device.publish.base import Publisher, StatusValue, status_payload
 from device.publish.events import LabelEvent
+from device.publish.tls_check import check_tls, tls_context
 from device.publish.topics import (
     AVAILABILITY_QOS,
     OFFLINE,
@@ -93,6 +94,8 @@ class MqttPublisher:
         if self._started:
             return
         self._started = True
+        if self._config.tls_ca_file is not None:
+            check_tls(self._config)  # a certificate problem is fatal, not retried forever
         self._client.connect_async(self._host, self._config.port, self._config.keepalive_s)
         self._client.loop_start()
         self._first_attempt.wait(timeout_s)
@@ -211,9 +214,9 @@ class MqttPublisher:
     def _set_tls(self, client: mqtt.Client) -> None:
         ca_file = self._config.tls_ca_file
         try:
-            client.tls_set(ca_certs=str(ca_file))
-        except OSError as exc:  # ssl.SSLError is an OSError too
-            raise ConfigError(f"mqtt.tls_ca_file {ca_file} cannot be used: {exc}") from exc
+            client.tls_set_context(tls_context(self._config))
+        except ConfigError as exc:
+            raise ConfigError(f"mqtt.tls_ca_file {ca_file}: {exc}") from exc
 
     def _drop(self) -> bool:
         with self._lock:
@@ -401,7 +404,7 @@ def send_monitoring(
         password = config.password.get_secret_value() if config.password else None
         client.username_pw_set(config.username, password)
     if config.tls_ca_file is not None:
-        client.tls_set(ca_certs=str(config.tls_ca_file))
+        client.tls_set_context(tls_context(config))
     topic = command_topic(config.topic_prefix, device_id, "monitoring")
     try:
         client.connect(config.host or "localhost", config.port, keepalive=10)

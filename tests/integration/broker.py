@@ -62,10 +62,81 @@ def make_tls_cert(folder: Path, host: str = HOST) -> tuple[Path, Path]:
     return cert, key
 
 
-def config_text(port: int, password_file: Path | None, tls: tuple[Path, Path] | None) -> str:
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_ca(folder: Path, name: str = "test-ca") -> tuple[Path, Path]:
+    """A CA certificate and key, made with openssl."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}-key.pem"
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+        "-subj",
+        f"/CN={name}",
+    )
+    return cert, key
+
+
+def make_signed_cert(
+    folder: Path, ca: tuple[Path, Path], name: str, san: str = f"IP:{HOST}"
+) -> tuple[Path, Path]:
+    """A certificate for ``san`` signed by ``ca`` (broker or client), and its key."""
+    cert, key, csr = folder / f"{name}.pem", folder / f"{name}-key.pem", folder / f"{name}.csr"
+    ext = folder / f"{name}.ext"
+    ext.write_text(f"subjectAltName={san}\n")
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        f"/CN={name}",
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca[0]),
+        "-CAkey",
+        str(ca[1]),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        str(cert),
+        "-extfile",
+        str(ext),
+    )
+    return cert, key
+
+
+def config_text(
+    port: int,
+    password_file: Path | None,
+    tls: tuple[Path, Path] | None,
+    client_ca: Path | None = None,
+) -> str:
     lines = [f"listener {port} {HOST}", "persistence false"]
     if tls is not None:
         lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
+    if client_ca is not None:  # clients must show a certificate signed by this CA
+        lines += [f"cafile {client_ca}", "require_certificate true"]
     if os.geteuid() == 0:
         # As root, mosquitto drops to user "mosquitto", which cannot read files in a private
         # temp dir ("Unable to open pwfile"); "user root" keeps it as root.
@@ -88,6 +159,7 @@ class MosquittoBroker:
     port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)
     tls: tuple[Path, Path] | None = None  # (certfile, keyfile): the listener speaks TLS
+    client_ca: Path | None = None  # clients need a certificate signed by this CA
     host: str = HOST
     process: subprocess.Popen[bytes] | None = None
 
@@ -104,7 +176,7 @@ class MosquittoBroker:
             password_file = self.workdir / f"passwd-{self.port}"
             write_password_file(password_file, self.users)
         conf = self.workdir / f"mosquitto-{self.port}.conf"
-        conf.write_text(config_text(self.port, password_file, self.tls))
+        conf.write_text(config_text(self.port, password_file, self.tls, self.client_ca))
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT

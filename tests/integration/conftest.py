@@ -51,8 +51,11 @@ def broker_factory(mosquitto_path: str, tmp_path: Path) -> Iterator[BrokerFactor
         users: dict[str, str] | None = None,
         tls: tuple[Path, Path] | None = None,
         start: bool = True,
+        client_ca: Path | None = None,
     ) -> MosquittoBroker:
-        broker = MosquittoBroker(workdir=tmp_path, users=dict(users or {}), tls=tls)
+        broker = MosquittoBroker(
+            workdir=tmp_path, users=dict(users or {}), tls=tls, client_ca=client_ca
+        )
         if port is not None:
             broker.port = port
         brokers.append(broker)

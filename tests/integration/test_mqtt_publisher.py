@@ -316,21 +316,6 @@ def test_tls_with_the_configured_ca(
     assert publisher.publish(event())
 
 
-def test_tls_without_the_right_ca_does_not_connect(
-    broker_factory: BrokerFactory, publisher_factory: PublisherFactory, tmp_path: Path
-) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    cert, key = make_tls_cert(tmp_path / "a")
-    other_ca, _ = make_tls_cert(tmp_path / "b")
-    broker = broker_factory(tls=(cert, key))
-    publisher = started(publisher_factory, mqtt_config(broker.port, tls_ca_file=other_ca))
-    assert not publisher.connected and publisher.fatal_error is None
-    assert publisher.publish(event()) is False
-
-
 def test_missing_ca_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="tls_ca_file"):
         MqttPublisher(mqtt_config(1883, tls_ca_file=tmp_path / "nope.pem"), DEVICE)
