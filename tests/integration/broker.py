@@ -131,8 +131,11 @@ def config_text(
     password_file: Path | None,
     tls: tuple[Path, Path] | None,
     client_ca: Path | None = None,
+    acl: Path | None = None,
 ) -> str:
     lines = [f"listener {port} {HOST}", "persistence false"]
+    if acl is not None:
+        lines.append(f"acl_file {acl}")
     if tls is not None:
         lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
     if client_ca is not None:  # clients must show a certificate signed by this CA
@@ -160,6 +163,7 @@ class MosquittoBroker:
     users: dict[str, str] = field(default_factory=dict)
     tls: tuple[Path, Path] | None = None  # (certfile, keyfile): the listener speaks TLS
     client_ca: Path | None = None  # clients need a certificate signed by this CA
+    acl: Path | None = None  # Mosquitto acl_file
     host: str = HOST
     process: subprocess.Popen[bytes] | None = None
 
@@ -176,7 +180,8 @@ class MosquittoBroker:
             password_file = self.workdir / f"passwd-{self.port}"
             write_password_file(password_file, self.users)
         conf = self.workdir / f"mosquitto-{self.port}.conf"
-        conf.write_text(config_text(self.port, password_file, self.tls, self.client_ca))
+        text = config_text(self.port, password_file, self.tls, self.client_ca, self.acl)
+        conf.write_text(text)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
@@ -239,9 +244,11 @@ class Subscriber:
         self,
         port: int,
         topics: list[str],
+        *,
         host: str = HOST,
         username: str | None = None,
         password: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self._host, self._port, self._topics = host, port, topics
         self._cond = threading.Condition()
@@ -250,6 +257,8 @@ class Subscriber:
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{id(self)}")
         if username is not None:
             self._client.username_pw_set(username, password)
+        if ca_file is not None:
+            self._client.tls_set(ca_certs=str(ca_file))
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message

@@ -48,13 +48,15 @@ def broker_factory(mosquitto_path: str, tmp_path: Path) -> Iterator[BrokerFactor
 
     def make(
         port: int | None = None,
+        *,
         users: dict[str, str] | None = None,
         tls: tuple[Path, Path] | None = None,
         start: bool = True,
         client_ca: Path | None = None,
+        acl: Path | None = None,
     ) -> MosquittoBroker:
         broker = MosquittoBroker(
-            workdir=tmp_path, users=dict(users or {}), tls=tls, client_ca=client_ca
+            workdir=tmp_path, users=dict(users or {}), tls=tls, client_ca=client_ca, acl=acl
         )
         if port is not None:
             broker.port = port
