@@ -70,6 +70,12 @@ RgbConfig = Annotated[
 ]
 
 
+class SummariesConfig(Section):
+    enabled: bool = Field(True, description="well-being summaries on <prefix>/<id>/summary")
+    period_s: float = Field(900.0, ge=1, description="one summary per source every period")
+    max_spooled: int = Field(10_000, ge=1, description="undelivered summaries kept on disk")
+
+
 class LoopConfig(Section):
     rate_hz: float = Field(10.0, gt=0, le=60, description="main loop rate (paper: every 100 ms)")
 
@@ -229,6 +235,7 @@ class DeviceConfig(Section):
     model: ModelConfig = ModelConfig()
     smoothing: SmoothingConfig = SmoothingConfig()
     mqtt: MqttConfig = MqttConfig()
+    summaries: SummariesConfig = SummariesConfig()
     assets: AssetsConfig = AssetsConfig()
     logging: LoggingConfig = LoggingConfig()
 

@@ -23,6 +23,8 @@ from device.pipeline import Pipeline, StepResult
 from device.publish.base import Publisher
 from device.sources import create_rgb_source
 from device.sources.latest import CaptureThread, LatestFrame
+from device.spool import Spool
+from device.summaries import Summaries, SummarySender
 
 if TYPE_CHECKING:
     from device.thermal_channel import ThermalChannel
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 30.0
 FRAME_WAIT_S = 1.0
 PAUSE_POLL_S = 0.5  # how soon a resume (file or MQTT command) is noticed
+SUMMARY_DRAIN_S = 2.0  # at the end, how long spooled summaries may take to go out
 
 
 @dataclass
@@ -76,6 +79,8 @@ class DeviceService:
         self.thermal: ThermalChannel | None = None
         self.pause = PauseSwitch(default_state_dir(config.state_dir))
         self.errors = LastErrorHandler()
+        self.summaries: Summaries | None = None
+        self.sender: SummarySender | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish (safe from a signal handler)."""
@@ -96,6 +101,7 @@ class DeviceService:
             self.publisher.on_monitoring(self.pause.set)
             self.publisher.start()
             stack.callback(self._shutdown)
+            self._open_summaries(stack)
             stack.callback(self._publish_status, camera, models, "stopped")
             sd_notify.notify("READY=1")
             logger.info(
@@ -103,6 +109,18 @@ class DeviceService:
             )
             self._loop(pipeline, models, camera)
         return self.stats
+
+    def _open_summaries(self, stack: ExitStack) -> None:
+        """The spool and its sender; at the end the partial period is spooled and what the
+        broker takes in a moment is delivered (runs before the publisher stops)."""
+        if not self.config.summaries.enabled:
+            return
+        spool = Spool(self.pause.path.parent, self.config.summaries.max_spooled)
+        stack.callback(spool.close)
+        self.summaries = Summaries(self.config.summaries.period_s, spool)
+        self.sender = SummarySender(spool, self.publisher)
+        stack.callback(self.sender.drain, SUMMARY_DRAIN_S)
+        stack.callback(self.summaries.close)
 
     def _open_thermal(self, stack: ExitStack, models: ModelHolder) -> ThermalChannel | None:
         if self.config.thermal is None:
@@ -156,6 +174,9 @@ class DeviceService:
             self._apply_reload(pipeline, models)
             result = pipeline.step(frame)
             self._handle(result)
+            self._summarise(
+                "rgb", result.smoothed.label, result.smoothed.confidence, result.face_found
+            )
             self._thermal_step(frame.ts_s, result, models.current.name)
             if watchdog.due():
                 sd_notify.notify("WATCHDOG=1")
@@ -172,9 +193,13 @@ class DeviceService:
         camera.close()
         if self.thermal is not None:
             self.thermal.pause()
+        if self.summaries is not None:
+            self.summaries.close()  # the period so far; a paused one has nothing to say
         logger.info("monitoring paused: cameras released (%s)", self.pause.path)
         self._publish_status(camera, models, "paused")
         while self.pause.paused and not self._stop.wait(PAUSE_POLL_S):
+            if self.sender is not None:
+                self.sender.pump()  # what was spooled before still goes out
             if watchdog.due():
                 sd_notify.notify("WATCHDOG=1")
         if self._stop.is_set():
@@ -202,6 +227,15 @@ class DeviceService:
             if event is not None:
                 self.stats.events += 1
                 self.publisher.publish(event)
+                self._summarise(event.source, event.label, event.confidence, True)
+
+    def _summarise(self, source: str, label: str, confidence: float, face: bool) -> None:
+        """One observation for the summaries; closes a due period and moves the spool on."""
+        if self.summaries is None or self.sender is None:
+            return
+        self.summaries.observe(source, label, confidence, face)
+        self.summaries.tick()
+        self.sender.pump()
 
     def _apply_reload(self, pipeline: Pipeline, models: ModelHolder) -> None:
         if not self._reload.is_set():
@@ -219,6 +253,9 @@ class DeviceService:
         status["model_kind"] = model_kind(models.current)
         status["rgb_source"] = f"{self.config.rgb.type}: {camera.health(state)}"
         status |= self.errors.status()
+        if self.sender is not None:
+            status["summaries_spooled"] = len(self.sender.spool)
+            status["summaries_dropped"] = self.sender.spool.dropped
         status |= {"published": self.publisher.published, "state": state}
         status["dropped_offline"] = self.publisher.dropped_offline
         if self.thermal is not None:

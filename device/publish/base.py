@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from device.errors import BrokerAuthError
 from device.publish.events import LabelEvent
@@ -31,6 +31,8 @@ STATUS_KEYS = frozenset(
         "dropped_offline",
         "model",  # model id, e.g. "fer2013_hgb@1a2b3c4d"
         "model_check",  # the bundle's golden-input self-check on this CPU: ok / failed: …
+        "summaries_spooled",  # well-being summaries waiting for the broker (device/spool.py)
+        "summaries_dropped",  # ... dropped, oldest first, because the spool was full
         "model_kind",  # general, or personal (a model trained for one person)
         "rgb_source",  # the camera's kind and health, e.g. "picamera: ok", "replay: paused"
         "last_error",  # the newest logged error's category (exception class or module)
@@ -86,6 +88,14 @@ class Publisher(Protocol):
 
     def publish_status(self, status: Mapping[str, StatusValue]) -> bool:
         """Send retained diagnostics (allow-listed keys only); False if not sent now."""
+
+    def publish_summary(self, payload: bytes) -> Any:
+        """Send one spooled summary (QoS 1, retained); a handle with ``is_published()``, or
+        None while offline."""
+
+    @property
+    def connections(self) -> int:
+        """How many times a connection was made (a summary in flight across one is resent)."""
 
     def on_monitoring(self, handler: Callable[[bool], None]) -> None:
         """Call ``handler(paused)`` when a pause/resume command arrives for this device."""

@@ -14,6 +14,11 @@ from device.publish.events import LabelEvent
 DEFAULT_MAX_EVENTS = 10_000
 
 
+class _Delivered:
+    def is_published(self) -> bool:
+        return True
+
+
 class MemoryPublisher:
     """Keeps the last ``max_events`` label events and the last status in memory.
 
@@ -29,6 +34,7 @@ class MemoryPublisher:
         self._status: dict[str, StatusValue] | None = None
         self._online = True
         self._on_monitoring: Callable[[bool], None] | None = None
+        self.summaries: list[bytes] = []
         self._running = False
         self._published = 0
         self._dropped = 0
@@ -46,6 +52,18 @@ class MemoryPublisher:
             self._events.append(event)
             self._published += 1
         return True
+
+    def publish_summary(self, payload: bytes) -> _Delivered | None:
+        """Keep one summary payload (as delivered at once); None while 'offline'."""
+        if not self.connected:
+            return None
+        with self._lock:
+            self.summaries.append(payload)
+        return _Delivered()
+
+    @property
+    def connections(self) -> int:
+        return 1
 
     def on_monitoring(self, handler: Callable[[bool], None]) -> None:
         self._on_monitoring = handler

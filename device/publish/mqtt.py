@@ -36,11 +36,13 @@ from device.publish.topics import (
     OFFLINE,
     ONLINE,
     STATUS_QOS,
+    SUMMARY_QOS,
     availability_topic,
     command_topic,
     emotion_topic,
     label_payload,
     status_topic,
+    summary_topic,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ class MqttPublisher:
         self._emotion = emotion_topic(config.topic_prefix, device_id)
         self._status = status_topic(config.topic_prefix, device_id)
         self._monitoring = command_topic(config.topic_prefix, device_id, "monitoring")
+        self._summary = summary_topic(config.topic_prefix, device_id)
+        self._connections = 0
         self._on_monitoring: Callable[[bool], None] | None = None
         self._client_id = config.client_id or f"emotion-edge-{device_id}"
         self._lock = threading.Lock()
@@ -114,6 +118,18 @@ class MqttPublisher:
         """Call ``handler(paused)`` (from paho's thread) for each ``on``/``off`` that arrives on
         ``<prefix>/<device_id>/set/monitoring`` (retained, so also once on every connect)."""
         self._on_monitoring = handler
+
+    def publish_summary(self, payload: bytes) -> mqtt.MQTTMessageInfo | None:
+        """Send one spooled summary (QoS 1, retained); None while offline (it stays spooled)."""
+        if not self._connected.is_set():
+            return None
+        return self._client.publish(self._summary, payload, qos=SUMMARY_QOS, retain=True)
+
+    @property
+    def connections(self) -> int:
+        """How many times the client has connected: a summary in flight across a reconnect was
+        forgotten by paho (``_discard_stale``) and is sent again."""
+        return self._connections
 
     def publish(self, event: LabelEvent) -> bool:
         """Send one label (QoS from config, not retained); False if dropped while offline."""
@@ -278,6 +294,7 @@ class MqttPublisher:
         if self._last_status is not None:
             client.publish(self._status, self._last_status, qos=STATUS_QOS, retain=True)
         client.subscribe(self._monitoring, qos=1)
+        self._connections += 1
         self._connected.set()
         with self._lock:
             dropped = self._dropped - self._dropped_reported

@@ -53,6 +53,15 @@ TOPICS = (
         "(running / paused / stopped); nothing personal",
     ),
     TopicSpec(
+        "summary",
+        True,
+        "1",
+        "device → subscribers",
+        "summary.schema.json",
+        "a well-being summary per period and source (JSON): label shares, face present, mean "
+        "confidence, changes; spooled on the unit while the broker is away, in order of `id`",
+    ),
+    TopicSpec(
         "set/monitoring",
         True,
         "1",

@@ -10,6 +10,7 @@ ONLINE = "online"
 OFFLINE = "offline"
 AVAILABILITY_QOS = 1
 STATUS_QOS = 1
+SUMMARY_QOS = 1
 
 
 def device_topic(prefix: str, device_id: str, leaf: str) -> str:
@@ -27,6 +28,10 @@ def emotion_topic(prefix: str, device_id: str) -> str:
 
 def status_topic(prefix: str, device_id: str) -> str:
     return device_topic(prefix, device_id, "status")
+
+
+def summary_topic(prefix: str, device_id: str) -> str:
+    return device_topic(prefix, device_id, "summary")
 
 
 def command_topic(prefix: str, device_id: str, name: str) -> str:

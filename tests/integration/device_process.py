@@ -75,5 +75,8 @@ def run_device(
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+SPOOL = Path(".local/state/emotion-edge/summaries.sqlite3")  # label aggregates, until delivered
+
+
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import time
 from pathlib import Path
 
@@ -17,9 +18,17 @@ from tests.unit.test_topic_reference import validate
 
 from .broker import MosquittoBroker, Subscriber, free_port
 from .conftest import AUTH_USER, BrokerFactory
-from .device_process import LONG_VIDEO, PREFIX, files_under, run_device, start_device, write_config
+from .device_process import (
+    LONG_VIDEO,
+    PREFIX,
+    SPOOL,
+    files_under,
+    run_device,
+    start_device,
+    write_config,
+)
 
-ALLOWED_LEAVES = {"availability", "emotion", "status"}
+ALLOWED_LEAVES = {"availability", "emotion", "status", "summary"}
 
 
 def emotion_payloads(sub: Subscriber, device_id: str) -> list[dict[str, object]]:
@@ -64,11 +73,17 @@ def test_replayed_video_publishes_only_label_events(
 
 
 def test_nothing_reaches_disk(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    """Only the summary spool, which holds label aggregates until the broker has them."""
     config = write_config(tmp_path, mosquitto.port)
     home = tmp_path / "home"
     result = run_device(config, home)
     assert result.returncode == 0, result.stderr
-    assert files_under(home) == []
+    spool = home / SPOOL
+    assert files_under(home) == [spool]
+    with sqlite3.connect(spool) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        rows = db.execute("SELECT body FROM summaries").fetchall()
+    assert set(tables) <= {"summaries", "sqlite_sequence"} and rows == []  # all delivered
 
 
 def test_sigterm_stops_cleanly_and_leaves_offline(

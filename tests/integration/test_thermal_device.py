@@ -13,7 +13,7 @@ from trainer.thermal import main as thermal_main
 
 from ..unit.test_thermal_model import write_sessions
 from .broker import MosquittoBroker, Subscriber
-from .device_process import LONG_VIDEO, PREFIX, files_under, run_device, write_config
+from .device_process import LONG_VIDEO, PREFIX, SPOOL, files_under, run_device, write_config
 
 RGB = f'type = "replay"\npath = "{LONG_VIDEO}"\nspeed = 2.0\n'
 
@@ -42,7 +42,8 @@ def run(mosquitto: MosquittoBroker, tmp_path: Path, extra: str) -> tuple[list[di
     status = json.loads(sub.messages(f"{PREFIX}/itest/status")[-1].payload)
     assert all(set(e) == LABEL_EVENT_KEYS for e in events)
     assert set(status) <= STATUS_KEYS
-    assert files_under(tmp_path / "home") == []  # no thermal frame or temperature on disk
+    home = tmp_path / "home"
+    assert files_under(home) == [home / SPOOL]  # no thermal frame or temperature on disk
     return events, status
 
 
