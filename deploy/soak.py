@@ -8,6 +8,9 @@ Needs Mosquitto (apt install mosquitto) and the sample video (EMOTION_EDGE_ASSET
 broker keeps the subscriber's session across its restarts (persistence on, QoS 1), so a summary
 delivered while the subscriber reconnects is not lost to it; retained replays are not counted.
 Exit 0 when nothing was lost, duplicated or reordered, the device still runs, and RSS grew < 5 %.
+A duplicate is either the broker's redelivery to the subscriber (DUP flag: the subscriber's
+acknowledgement died with the broker) or the device's resend of a summary whose acknowledgement
+died with it (QoS 1 is at least once; subscribers drop an id they have seen).
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Collector:
 
     def __init__(self, port: int, topic: str) -> None:
         self.ids: list[int] = []
+        self.redelivered = 0
         self._lock = threading.Lock()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id="soak-collector", clean_session=False
@@ -90,6 +94,8 @@ class Collector:
             return  # a retained replay on (re)subscribe, not a delivery
         with self._lock:
             self.ids.append(int(json.loads(msg.payload)["id"]))
+            if msg.dup:  # the broker sent it again: our PUBACK did not reach it before a stop
+                self.redelivered += 1
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -172,6 +178,7 @@ def main() -> int:
         "device_alive_at_end": alive,
         "device_exit_code": device.returncode,
         **verdict(collector.ids),
+        "duplicates_redelivered_by_the_broker": collector.redelivered,
         "rss_mb_start": round(rss_start, 1),
         "rss_mb_end": round(rss_end, 1),
         "rss_drift": round(drift, 4),
