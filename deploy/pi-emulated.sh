@@ -272,20 +272,20 @@ dependency_key() { # extra: changes when pyproject's dependency lists or constra
     cat "$REPO/deploy/constraints.txt"; } | sha256sum | cut -c1-16
 }
 
-build_site() {
-  local key
-  key="python$PY $(dependency_key device)"
-  is_ready "$OSDIR/site.ready" "$key" && [ -d "$SITE" ] && return 0
-  rm -f "$OSDIR/site.ready"
+build_site() { # EXTRA DIR WHAT: the aarch64 wheels of one pyproject extra into DIR
+  local extra=$1 dir=$2 what=$3 key
+  key="python$PY $(dependency_key "$extra")"
+  is_ready "$dir.ready" "$key" && [ -d "$dir" ] && return 0
+  rm -f "$dir.ready"
   HOST_PY=${HOST_PY:-$(host_python)}
   local -a reqs
-  mapfile -t reqs < <(requirements device)
-  say "fetching the device's aarch64 wheels for Python $PY (numpy, onnxruntime, opencv, ...)"
-  pip_target "$SITE" "$OSDIR/pip-site.log" "the device's packages" "${reqs[@]}"
+  mapfile -t reqs < <(requirements "$extra")
+  say "fetching the $extra's aarch64 wheels for Python $PY ($what)"
+  pip_target "$dir" "$dir.log" "the $extra's packages" "${reqs[@]}"
   local off
-  off=$(off_constraints "$SITE")
+  off=$(off_constraints "$dir")
   [ -z "$off" ] || say "not the versions of deploy/constraints.txt: $(echo "$off" | paste -sd, - | sed "s/,/, /g")"
-  echo "$key" >"$OSDIR/site.ready"
+  echo "$key" >"$dir.ready"
 }
 
 build_mediapipe() {
@@ -306,20 +306,6 @@ build_mediapipe() {
     pip_target "$MPSITE" "$BOARDDIR/pip-mediapipe.log" "$MEDIAPIPE" --no-deps "$MEDIAPIPE" "${extra[@]}"
   fi
   echo "$key" >"$BOARDDIR/mediapipe.ready"
-}
-
-build_trainer_site() { # emotion-trainer only: the trainer extra without torch (PyPI's aarch64 torch
-  # pulls ~5 GB of CUDA wheels), so the CNN commands are not available here
-  local key
-  key="python$PY $(dependency_key trainer)"
-  is_ready "$OSDIR/site-trainer.ready" "$key" && [ -d "$TRAINER_SITE" ] && return 0
-  rm -f "$OSDIR/site-trainer.ready"
-  HOST_PY=${HOST_PY:-$(host_python)}
-  local -a reqs
-  mapfile -t reqs < <(requirements trainer)
-  say "fetching the trainer's aarch64 wheels for Python $PY (scikit-learn, onnx, ...; no torch)"
-  pip_target "$TRAINER_SITE" "$OSDIR/pip-trainer.log" "the trainer's packages" "${reqs[@]}"
-  echo "$key" >"$OSDIR/site-trainer.ready"
 }
 
 hwcap_features() { # the emulated CPU's AT_HWCAP/AT_HWCAP2 as /proc/cpuinfo feature names
@@ -376,12 +362,14 @@ mkdir -p "$OSDIR"
 exec 9>"$OSDIR/.lock"
 flock 9  # one build per OS at a time; runs share the finished cache
 build_rootfs
-build_site
+build_site device "$SITE" "numpy, onnxruntime, opencv, ..."
 build_mediapipe
 build_view
 PYPATH=$REPO:$MPSITE:$SITE
 if [ "${1:-}" = emotion-trainer ]; then
-  build_trainer_site
+  # the trainer extra without torch (PyPI's aarch64 torch pulls ~5 GB of CUDA wheels), so the
+  # trainer's CNN commands are not available here
+  build_site trainer "$TRAINER_SITE" "scikit-learn, onnx, ...; no torch"
   PYPATH=$PYPATH:$TRAINER_SITE
 fi
 write_cpuinfo

@@ -36,17 +36,20 @@ class Spool:
             )
         finally:
             os.umask(old_umask)
+        (self._count,) = self._db.execute("SELECT COUNT(*) FROM summaries").fetchone()
 
     def put(self, body: dict[str, Any]) -> None:
         """Append one summary; drop the oldest beyond ``max_rows`` (counted, logged)."""
         self._db.execute("INSERT INTO summaries (body) VALUES (?)", (json.dumps(body),))
-        excess = len(self) - self.max_rows
+        self._count += 1
+        excess = self._count - self.max_rows
         if excess > 0:
             self._db.execute(
                 "DELETE FROM summaries WHERE id IN (SELECT id FROM summaries ORDER BY id LIMIT ?)",
                 (excess,),
             )
             self.dropped += excess
+            self._count -= excess
             logger.warning(
                 "summary spool full (%d): dropped the %d oldest undelivered summaries",
                 self.max_rows,
@@ -55,6 +58,8 @@ class Spool:
 
     def oldest(self) -> tuple[int, bytes] | None:
         """The oldest undelivered summary as (id, JSON payload with its ``id``), or None."""
+        if not self._count:  # the loop asks every frame: no query while nothing waits
+            return None
         row = self._db.execute("SELECT id, body FROM summaries ORDER BY id LIMIT 1").fetchone()
         if row is None:
             return None
@@ -62,11 +67,10 @@ class Spool:
         return row[0], json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
     def remove(self, row_id: int) -> None:
-        self._db.execute("DELETE FROM summaries WHERE id = ?", (row_id,))
+        self._count -= self._db.execute("DELETE FROM summaries WHERE id = ?", (row_id,)).rowcount
 
     def __len__(self) -> int:
-        (count,) = self._db.execute("SELECT COUNT(*) FROM summaries").fetchone()
-        return int(count)
+        return int(self._count)
 
     def close(self) -> None:
         self._db.close()

@@ -41,6 +41,7 @@ BUNDLE_VERSION = 1
 COMPONENTS = ("blendshapes", "cnn", "stacker")
 PROB_FLOOR = 1e-6
 CNN_IO = ("crop", "probabilities")  # the CNN's input and output names
+STACKER_IO = ("logits", "probabilities")
 Probs = npt.NDArray[np.float32]
 
 
@@ -102,7 +103,7 @@ def component_io(blendshapes: ModelManifest) -> dict[str, tuple[str, str]]:
     return {
         "blendshapes": (blendshapes.input_name, blendshapes.probabilities_output),
         "cnn": CNN_IO,
-        "stacker": ("logits", "probabilities"),
+        "stacker": STACKER_IO,
     }
 
 
@@ -151,9 +152,8 @@ class FusedModel:
         self.check = "unchecked"  # set by device.inference.classifier.checked_bundle
         self._check_shapes(manifest_path)
         size, n = self.crop_spec.size, len(self.labels)
-        self._cnn_one = BoundRun(self._cnn, ("crop", "probabilities"), ((1, 1, size, size), (1, n)))
-        stacker_io = (("logits", "probabilities"), ((1, 2 * n), (1, n)))
-        self._stacker_one = BoundRun(self._stacker, *stacker_io)
+        self._cnn_one = BoundRun(self._cnn, CNN_IO, ((1, 1, size, size), (1, n)))
+        self._stacker_one = BoundRun(self._stacker, STACKER_IO, ((1, 2 * n), (1, n)))
 
     def golden_inputs(self, seed: int, rows: int) -> golden.GoldenInputs:
         columns = len(self.blendshapes.manifest.feature_names)

@@ -207,13 +207,7 @@ class MqttPublisher:
         )
         if logger.isEnabledFor(logging.DEBUG):  # paho's own lines repeat ours at ERROR level
             client.enable_logger(logging.getLogger(f"{__name__}.paho"))
-        if self._config.username is not None:
-            password = self._config.password
-            client.username_pw_set(
-                self._config.username, password.get_secret_value() if password else None
-            )
-        if self._config.tls_ca_file is not None:
-            self._set_tls(client)
+        _log_in(client, self._config)
         client.will_set(self._availability, OFFLINE, qos=AVAILABILITY_QOS, retain=True)
         # paho types the delays as int; whole seconds, at least 1.
         client.reconnect_delay_set(
@@ -226,13 +220,6 @@ class MqttPublisher:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
-
-    def _set_tls(self, client: mqtt.Client) -> None:
-        ca_file = self._config.tls_ca_file
-        try:
-            client.tls_set_context(tls_context(self._config))
-        except ConfigError as exc:
-            raise ConfigError(f"mqtt.tls_ca_file {ca_file}: {exc}") from exc
 
     def _drop(self) -> bool:
         with self._lock:
@@ -408,6 +395,15 @@ class LabelSubscriber:
             self._client = None
 
 
+def _log_in(client: mqtt.Client, config: MqttConfig) -> None:
+    """User name, password and TLS (CA, client certificate) from the config, for any client."""
+    if config.username is not None:
+        password = config.password.get_secret_value() if config.password else None
+        client.username_pw_set(config.username, password)
+    if config.tls_ca_file is not None:
+        client.tls_set_context(tls_context(config))  # ConfigError: files not usable
+
+
 def send_monitoring(
     config: MqttConfig, device_id: str, paused: bool, timeout_s: float = 5.0
 ) -> None:
@@ -417,11 +413,7 @@ def send_monitoring(
     from paho.mqtt.enums import CallbackAPIVersion
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    if config.username is not None:
-        password = config.password.get_secret_value() if config.password else None
-        client.username_pw_set(config.username, password)
-    if config.tls_ca_file is not None:
-        client.tls_set_context(tls_context(config))
+    _log_in(client, config)
     topic = command_topic(config.topic_prefix, device_id, "monitoring")
     try:
         client.connect(config.host or "localhost", config.port, keepalive=10)

@@ -23,7 +23,10 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
         if config.tls_cert_file is not None:
             context.load_cert_chain(str(config.tls_cert_file), str(config.tls_key_file))
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        raise ConfigError(f"mqtt TLS files cannot be used: {exc}") from exc
+        files = [f"tls_ca_file {config.tls_ca_file}"]
+        if config.tls_cert_file is not None:
+            files.append(f"tls_cert_file {config.tls_cert_file} / tls_key_file")
+        raise ConfigError(f"mqtt.{' and '.join(files)} cannot be used: {exc}") from exc
     return context
 
 

@@ -39,7 +39,7 @@ def test_differences_count_a_changed_class_or_shape_as_total() -> None:
     record = golden_record(1, 2, {"cnn": answers, "stacker": answers, "blendshapes": answers})
     close = answers + np.float32(2e-4)
     flipped = answers[:, ::-1].copy()
-    diffs = differences(record, {"cnn": close, "stacker": flipped, "blendshapes": answers[:1]})
+    diffs = differences(record, {"blendshapes": answers[:1], "cnn": close, "stacker": flipped})
     assert abs(diffs["cnn"] - 2e-4) < 1e-6
     assert diffs["stacker"] == 1.0 and diffs["blendshapes"] == 1.0
     assert failed(record, diffs) == ["blendshapes", "stacker"]
