@@ -225,8 +225,8 @@ class DeviceConfig(Section):
     device_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="unique per unit")
     state_dir: Path | None = Field(
         None,
-        description="where the pause switch lives; none = $STATE_DIRECTORY (systemd's "
-        "StateDirectory=) or ~/.local/state/emotion-edge",
+        description="where the pause switch and the summary spool live; none = "
+        "$STATE_DIRECTORY (systemd), /var/lib/emotion-edge if it exists, ~/.local/state/...",
     )
     rgb: RgbConfig
     thermal: ThermalConfig | None = None

@@ -10,18 +10,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from device.errors import ConfigError
+
 PAUSE_FILE = "monitoring-off"
 STATE_ENV = "STATE_DIRECTORY"  # systemd sets it from StateDirectory=
+SERVICE_STATE_DIR = Path("/var/lib/emotion-edge")  # StateDirectory=emotion-edge of the unit
 
 
 def default_state_dir(configured: Path | None = None) -> Path:
-    """The config's ``state_dir``, else systemd's ``$STATE_DIRECTORY``, else
-    ``~/.local/state/emotion-edge``."""
+    """The config's ``state_dir``, else systemd's ``$STATE_DIRECTORY``, else the installed
+    service's folder when it exists (so ``emotion-device pause`` in a shell reaches the service),
+    else ``~/.local/state/emotion-edge``."""
     if configured is not None:
         return configured
     systemd = os.environ.get(STATE_ENV)
     if systemd:
         return Path(systemd.split(":")[0])
+    if SERVICE_STATE_DIR.is_dir():
+        return SERVICE_STATE_DIR
     return Path.home() / ".local" / "state" / "emotion-edge"
 
 
@@ -36,11 +42,17 @@ class PauseSwitch:
         return self.path.exists()
 
     def set(self, paused: bool) -> None:
-        if paused:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.path.write_text("monitoring is paused: no camera is opened\n")
-        else:
-            self.path.unlink(missing_ok=True)
+        try:
+            if paused:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.path.write_text("monitoring is paused: no camera is opened\n")
+            else:
+                self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot {'write' if paused else 'remove'} the pause switch {self.path} "
+                f"({exc.strerror}): run as the service's user or root, or set state_dir"
+            ) from exc
 
 
 def parse_command(payload: bytes) -> bool | None:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from device.config import MqttConfig
-from device.errors import BrokerAuthError, BrokerUnavailable, ConfigError
+from device.errors import BrokerAuthError, BrokerUnavailable, ConfigError, EmotionEdgeError
 from device.pause import parse_command
 from device.publish.base import Publisher, StatusValue, status_payload
 from device.publish.events import LabelEvent
@@ -301,7 +301,10 @@ class MqttPublisher:
         if paused is None:
             logger.warning("%s: ignored %r; send on or off", self._monitoring, message.payload[:16])
             return
-        self._on_monitoring(paused)
+        try:
+            self._on_monitoring(paused)
+        except EmotionEdgeError as exc:  # e.g. the state directory is not writable
+            logger.error("%s", exc)
 
     def _on_refused(self, client: mqtt.Client, reason_code: ReasonCode) -> None:
         if reason_code.value in AUTH_REASON_CODES:

@@ -42,6 +42,7 @@ def device_env(home: Path, **extra: str) -> dict[str, str]:
     env.update(
         HOME=str(home),
         XDG_CACHE_HOME=str(home / ".cache"),
+        STATE_DIRECTORY=str(home / ".local/state/emotion-edge"),  # never an installed service's
         MPLCONFIGDIR=str(home.parent / "mpl"),
         EMOTION_EDGE_ASSET_MIRROR=str(SHARED / "assets"),
         PYTHONUNBUFFERED="1",
